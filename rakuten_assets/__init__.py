@@ -1,0 +1,1 @@
+"""Rakuten France product classification: a Dagster code location and the plain modules it calls."""

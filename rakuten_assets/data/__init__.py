@@ -1,0 +1,1 @@
+"""Data logic with no Dagster import: the challenge files, categories, partitions, generator."""

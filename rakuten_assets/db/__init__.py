@@ -1,0 +1,1 @@
+"""Database logic with no Dagster import: schema, migrations, the audited loader, snapshots."""

@@ -1,0 +1,137 @@
+"""Read side of the audit trail: point-in-time snapshots, load history, status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+from sqlalchemy import Engine, and_, func, select
+
+from rakuten_assets.data.challenge_files import LABELLED_COLUMNS
+from rakuten_assets.db.schema import categories, data_loads, products, products_history
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; everything is stored in UTC.
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def snapshot(
+    engine: Engine, load_id: int | None = None, at: datetime | None = None
+) -> pd.DataFrame:
+    """The labelled rows exactly as they were after load `load_id` (or at time `at`).
+
+    Built from `products_history`, not from `products`: rows updated or deleted later come
+    back with the values they had then. Sorted by productid; columns are those of a
+    labelled listing plus `partition_key`.
+    """
+    history = products_history
+    conditions = []
+    if load_id is not None:
+        conditions.append(history.c.load_id <= load_id)
+    if at is not None:
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        conditions.append(history.c.at <= at.astimezone(UTC))
+    latest = (
+        select(history.c.productid, func.max(history.c.id).label("last_id"))
+        .where(and_(True, *conditions))
+        .group_by(history.c.productid)
+        .subquery()
+    )
+    query = (
+        select(
+            history.c.productid,
+            history.c.new_imageid.label("imageid"),
+            history.c.new_designation.label("designation"),
+            history.c.new_description.label("description"),
+            history.c.new_prdtypecode.label("prdtypecode"),
+            history.c.partition_key,
+        )
+        .join(latest, latest.c.last_id == history.c.id)
+        .where(history.c.operation != "DELETE")
+        .order_by(history.c.productid)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    frame = pd.DataFrame(rows, columns=[*LABELLED_COLUMNS, "partition_key"])
+    return frame.astype({"productid": "int64", "imageid": "int64", "prdtypecode": "int64"})
+
+
+def current_products(engine: Engine, partition_key: str | None = None) -> pd.DataFrame:
+    """The `products` table as it is now (or one partition of it), sorted by productid."""
+    query = select(
+        *(products.c[name] for name in LABELLED_COLUMNS), products.c.partition_key
+    ).order_by(products.c.productid)
+    if partition_key is not None:
+        query = query.where(products.c.partition_key == partition_key)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame(rows, columns=[*LABELLED_COLUMNS, "partition_key"])
+
+
+def load_history(engine: Engine) -> pd.DataFrame:
+    """Every committed load, oldest first."""
+    columns = [
+        data_loads.c.id,
+        data_loads.c.batch_name,
+        data_loads.c.partition_key,
+        data_loads.c.percentage,
+        data_loads.c.rows_added,
+        data_loads.c.rows_updated,
+        data_loads.c.rows_deleted,
+        data_loads.c.rows_unchanged,
+        data_loads.c.total_rows,
+        data_loads.c.dagster_run_id,
+        data_loads.c.started_at,
+        data_loads.c.completed_at,
+        data_loads.c.status,
+        data_loads.c.source_hashes,
+    ]
+    with engine.connect() as connection:
+        rows = connection.execute(select(*columns).order_by(data_loads.c.id)).all()
+    frame = pd.DataFrame(rows, columns=[c.name for c in columns])
+    for column in ("started_at", "completed_at"):
+        frame[column] = [_as_utc(v) for v in frame[column]]
+    return frame
+
+
+def latest_load_id(engine: Engine, partition_key: str) -> int | None:
+    """The last completed load of a partition (the data "as of" that partition)."""
+    query = select(func.max(data_loads.c.id)).where(
+        data_loads.c.partition_key == partition_key, data_loads.c.status == "completed"
+    )
+    with engine.connect() as connection:
+        value = connection.execute(query).scalar_one()
+    return int(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class ClassCount:
+    prdtypecode: int
+    name_fr: str
+    name_en: str
+    rows: int
+
+
+def class_counts(engine: Engine) -> list[ClassCount]:
+    """Rows per class in `products` now, with the category names, largest first."""
+    count = func.count(products.c.productid)
+    query = (
+        select(categories.c.prdtypecode, categories.c.name_fr, categories.c.name_en, count)
+        .select_from(
+            categories.outerjoin(products, products.c.prdtypecode == categories.c.prdtypecode)
+        )
+        .group_by(categories.c.prdtypecode, categories.c.name_fr, categories.c.name_en)
+        .order_by(count.desc(), categories.c.prdtypecode)
+    )
+    with engine.connect() as connection:
+        return [ClassCount(*row) for row in connection.execute(query).all()]
+
+
+def partition_row_count(engine: Engine, partition_key: str) -> int:
+    query = select(func.count()).where(products.c.partition_key == partition_key)
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())

@@ -1,0 +1,1 @@
+"""Dagster definitions, one module per concern; they call the plain modules of the package."""

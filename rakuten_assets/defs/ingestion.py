@@ -1,0 +1,184 @@
+"""Ingestion assets: `raw_products` (a partition read from the files) -> `products` (loaded).
+
+Both are partitioned by percentage; the checks on `products` are blocking, so a partition
+with bad data never reaches training.
+"""
+
+from collections.abc import Callable
+
+import dagster as dg
+import pandas as pd
+
+from rakuten_assets.data import quality
+from rakuten_assets.data.categories import category_name
+from rakuten_assets.data.challenge_files import ChallengeFileError
+from rakuten_assets.data.partitions import PartitionDelta, partition_delta
+from rakuten_assets.db.loader import LoadRefused, load_partition
+from rakuten_assets.db.queries import current_products
+from rakuten_assets.defs.partitions import products_partitions
+from rakuten_assets.defs.resources import ChallengeFilesResource, DatabaseResource
+
+
+def class_count_table(labels: pd.Series) -> dg.TableMetadataValue:
+    counts = labels.value_counts().sort_index()
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord(
+                {"prdtypecode": int(code), "category": category_name(code), "rows": int(n)}
+            )
+            for code, n in counts.items()
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("prdtypecode", "int"),
+                dg.TableColumn("category", "string"),
+                dg.TableColumn("rows", "int"),
+            ]
+        ),
+    )
+
+
+@dg.asset(
+    partitions_def=products_partitions,
+    group_name="ingestion",
+    kinds={"csv", "pandas"},
+    code_version="1",
+)
+def raw_products(
+    context: dg.AssetExecutionContext, challenge_files: ChallengeFilesResource
+) -> dg.Output[PartitionDelta]:
+    """The rows this percentage adds, read and validated from the challenge CSV files."""
+    try:
+        training = challenge_files.training_set()
+    except ChallengeFileError as error:
+        raise dg.Failure(
+            description=str(error),
+            metadata={
+                "file": str(error.path),
+                "line": error.line or 0,
+                "column": error.column or "",
+            },
+        ) from error
+    delta = partition_delta(training, context.partition_key)
+    part = delta.slice
+    return dg.Output(
+        delta,
+        metadata={
+            "dagster/row_count": part.rows,
+            "percentage": part.percentage,
+            "shuffle_positions": f"[{part.start}, {part.end})",
+            "training_rows": delta.total_rows,
+            "class_counts": class_count_table(delta.frame["prdtypecode"]),
+            "source_hashes": dg.MetadataValue.json(delta.source_hashes),
+            "data_dir": str(challenge_files.directory()),
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=products_partitions,
+    group_name="ingestion",
+    kinds={"sqlalchemy", "postgres", "sqlite"},
+    code_version="1",
+)
+def products(
+    context: dg.AssetExecutionContext, raw_products: PartitionDelta, database: DatabaseResource
+) -> dg.MaterializeResult:
+    """The products table after loading this partition, with its audit trail (one transaction)."""
+    try:
+        result = load_partition(
+            database.engine(),
+            context.partition_key,
+            raw_products.frame,
+            raw_products.source_hashes,
+            dagster_run_id=context.run.run_id,
+        )
+    except LoadRefused as error:
+        raise dg.Failure(description=str(error)) from error
+    context.log.info(
+        f"load {result.load_id} ({result.batch_name}): +{result.rows_added} "
+        f"~{result.rows_updated} -{result.rows_deleted}, {result.total_rows} rows in total"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": result.total_rows,
+            "load_id": result.load_id,
+            "batch_name": result.batch_name,
+            "percentage": result.percentage,
+            "rows_added": result.rows_added,
+            "rows_updated": result.rows_updated,
+            "rows_deleted": result.rows_deleted,
+            "rows_unchanged": result.rows_unchanged,
+            "total_rows": result.total_rows,
+        }
+    )
+
+
+def _check_result(outcome: quality.RuleOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=outcome.description,
+        metadata={
+            "failing_rows": outcome.failing_rows,
+            "example_productids": dg.MetadataValue.json(outcome.examples),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=products,
+    blocking=True,
+    partitions_def=products_partitions,
+    additional_ins={"raw_products": dg.AssetIn()},
+)
+def row_count_matches_partition(
+    context: dg.AssetCheckExecutionContext, raw_products: PartitionDelta, database: DatabaseResource
+) -> dg.AssetCheckResult:
+    """The partition holds exactly the rows the partition arithmetic gives it."""
+    stored = current_products(database.engine(), context.partition_key)
+    return _check_result(quality.row_count_matches(len(stored), raw_products.slice.rows))
+
+
+def _rule_check(
+    name: str, rule: Callable[[pd.DataFrame], quality.RuleOutcome], whole_table: bool = False
+) -> dg.AssetChecksDefinition:
+    """A blocking check of `products` applying a plain rule to the partition (or the table)."""
+
+    @dg.asset_check(
+        asset=products,
+        name=name,
+        blocking=True,
+        partitions_def=products_partitions,
+        description=rule.__doc__,
+    )
+    def check(
+        context: dg.AssetCheckExecutionContext, database: DatabaseResource
+    ) -> dg.AssetCheckResult:
+        scope = None if whole_table else context.partition_key
+        return _check_result(rule(current_products(database.engine(), scope)))
+
+    return check
+
+
+no_empty_designation = _rule_check("no_empty_designation", quality.no_empty_designation)
+labels_within_codes = _rule_check("labels_within_codes", quality.labels_within_codes)
+productid_unique = _rule_check("productid_unique", quality.productid_unique, whole_table=True)
+
+
+ingest_job = dg.define_asset_job(
+    name="ingest",
+    selection=dg.AssetSelection.assets(raw_products, products),
+    description="Read one percentage partition from the challenge files and load it.",
+)
+
+defs = dg.Definitions(
+    assets=[raw_products, products],
+    asset_checks=[
+        row_count_matches_partition,
+        no_empty_designation,
+        labels_within_codes,
+        productid_unique,
+    ],
+    jobs=[ingest_job],
+)

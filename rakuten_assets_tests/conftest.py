@@ -1,0 +1,93 @@
+"""Shared fixtures. Database tests run on SQLite AND on the real PostgreSQL server.
+
+PostgreSQL: RAKUTEN_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres)
+must reach a server where the user may create databases. One database is created per test run
+and dropped afterwards; each test gets its own schema in it. There is no skip: without
+PostgreSQL the PostgreSQL tests fail with a message saying what to start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from rakuten_assets.data.synth.generator import SynthOptions, synthesize
+from rakuten_assets.db.engine import connect, normalize_url
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ADMIN_URL = normalize_url(
+    os.environ.get("RAKUTEN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+)
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """URL of a PostgreSQL database created for this test run and dropped after it."""
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"rakuten_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL is required for these tests and is not reachable at {ADMIN_URL} "
+            f"({error.orig}). Start it, or set RAKUTEN_TEST_POSTGRES_URL.",
+            pytrace=False,
+        )
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """A PostgreSQL URL whose search_path is a schema of its own, for one test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_database, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    url = make_url(postgres_database).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty project database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'rakuten.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = connect(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def challenge_fixture_dir(tmp_path: Path) -> Path:
+    """A copy of the hand-written challenge files (real quirks), safe to modify."""
+    target = tmp_path / "challenge"
+    shutil.copytree(FIXTURES / "challenge", target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated challenge files, 3,000 training rows, written once per test run."""
+    directory = tmp_path_factory.mktemp("synth")
+    synthesize(directory, SynthOptions(rows=3000, test_rows=300, seed=7))
+    return directory

@@ -1,0 +1,29 @@
+"""Smoke runs of the benchmarks, so that `make bench-*` keeps working. No timing assertion."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from rakuten_assets.benchmarks import ingest
+from rakuten_assets_tests.conftest import ADMIN_URL
+
+
+@pytest.mark.postgres
+def test_bench_ingest_smoke(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_database: str
+) -> None:
+    result = ingest.main(
+        ["--smoke", "--data-dir", str(tmp_path / "data"), "--postgres-url", ADMIN_URL]
+    )
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    match = re.fullmatch(
+        r"bench-ingest rows=(\d+) total_s=([\d.]+) rows_per_s=([\d.]+) "
+        r"baseline_rows_per_s=([\d.]+) speedup=([\d.]+)",
+        last,
+    )
+    assert match, last
+    assert int(match.group(1)) == 2000 == result["rows"]
+    assert float(match.group(5)) == pytest.approx(result["speedup"], rel=1e-2)

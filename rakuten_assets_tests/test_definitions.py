@@ -1,0 +1,139 @@
+"""The Dagster code location: assets, partitions, checks, and materializations end to end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from sqlalchemy import func, select
+
+from rakuten_assets.data.challenge_files import X_TRAIN_FILE, read_training_set
+from rakuten_assets.data.partitions import PARTITION_KEYS, partition_slice
+from rakuten_assets.db.engine import connect
+from rakuten_assets.db.queries import load_history
+from rakuten_assets.db.schema import products
+from rakuten_assets.definitions import defs
+from rakuten_assets.defs import ingestion
+from rakuten_assets.defs.resources import ChallengeFilesResource, DatabaseResource
+
+INGESTION = [
+    ingestion.raw_products,
+    ingestion.products,
+    ingestion.row_count_matches_partition,
+    ingestion.no_empty_designation,
+    ingestion.labels_within_codes,
+    ingestion.productid_unique,
+]
+
+
+def resources(database_url: str, data_dir: Path) -> dict[str, object]:
+    return {
+        "database": DatabaseResource(url=database_url),
+        "challenge_files": ChallengeFilesResource(data_dir=str(data_dir)),
+    }
+
+
+def test_code_location_loads_with_the_fixed_names() -> None:
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert {"raw_products", "products"} <= keys
+    partitions = graph.get(dg.AssetKey("products")).partitions_def
+    assert partitions is not None
+    assert partitions.get_partition_keys() == list(PARTITION_KEYS)
+    check_names = {key.name for key in graph.asset_check_keys}
+    assert check_names == {
+        "row_count_matches_partition",
+        "no_empty_designation",
+        "labels_within_codes",
+        "productid_unique",
+    }
+    for key in graph.asset_check_keys:
+        assert graph.get_check_spec(key).blocking
+
+
+@pytest.mark.slow
+def test_materialize_two_partitions_end_to_end(database_url: str, synth_dir: Path) -> None:
+    training = read_training_set(synth_dir)
+    with dg.instance_for_test() as instance:
+        for key in ("040", "043"):
+            result = dg.materialize(
+                INGESTION,
+                partition_key=key,
+                instance=instance,
+                resources=resources(database_url, synth_dir),
+            )
+            assert result.success
+            checks = result.get_asset_check_evaluations()
+            assert len(checks) == 4 and all(c.passed for c in checks)
+            assert {c.partition for c in checks} == {key}
+
+        materialization = instance.get_latest_materialization_event(dg.AssetKey("products"))
+        assert materialization is not None
+        metadata = materialization.asset_materialization.metadata  # type: ignore[union-attr]
+        assert metadata["total_rows"].value == partition_slice("043", len(training)).end
+        assert metadata["batch_name"].value == "week_2"
+        assert instance.get_materialized_partitions(dg.AssetKey("products")) == {"040", "043"}
+
+    engine = connect(database_url)
+    with engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(products)).scalar_one()
+    assert stored == partition_slice("043", len(training)).end
+    loads = load_history(engine)
+    assert loads["dagster_run_id"].notna().all()
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_blocking_check_fails_on_an_empty_designation(
+    database_url: str, synth_dir: Path, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(synth_dir, data_dir)
+    training = read_training_set(data_dir)
+    from rakuten_assets.data.partitions import partition_rows
+
+    victim = int(partition_rows("040", len(training))[5])
+    x_path = data_dir / X_TRAIN_FILE
+    lines = x_path.read_text(encoding="utf-8").split("\n")
+    fields = lines[victim + 1].split(",", 2)  # generated rows hold no newline
+    lines[victim + 1] = f"{fields[0]},,{fields[2]}"
+    x_path.write_text("\n".join(lines), encoding="utf-8")
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            INGESTION,
+            partition_key="040",
+            instance=instance,
+            resources=resources(database_url, data_dir),
+            raise_on_error=False,
+        )
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not evaluations["no_empty_designation"].passed
+    assert evaluations["no_empty_designation"].severity == dg.AssetCheckSeverity.ERROR
+    assert evaluations["labels_within_codes"].passed
+
+
+@pytest.mark.slow
+def test_invalid_files_fail_raw_products_with_the_reader_message(
+    database_url: str, challenge_fixture_dir: Path
+) -> None:
+    y_path = challenge_fixture_dir / "Y_train_CVw08PX.csv"
+    y_path.write_text(y_path.read_text().replace("0,10", "0,11"))
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            INGESTION,
+            partition_key="040",
+            instance=instance,
+            resources=resources(database_url, challenge_fixture_dir),
+            raise_on_error=False,
+        )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.message  # type: ignore[union-attr]
+    assert "Y_train_CVw08PX.csv, line 2, column 'prdtypecode'" in message
+    engine = connect(database_url)
+    assert load_history(engine).empty  # nothing written
+    engine.dispose()

@@ -1,0 +1,248 @@
+"""The audited loader on SQLite and PostgreSQL: idempotency, history, refusal, concurrency,
+rollback and point-in-time snapshots."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, func, select
+
+from rakuten_assets.data.categories import CODES
+from rakuten_assets.data.partitions import PARTITION_KEYS, partition_rows
+from rakuten_assets.db import loader
+from rakuten_assets.db.loader import LoadRefused, load_partition
+from rakuten_assets.db.queries import (
+    current_products,
+    latest_load_id,
+    load_history,
+    snapshot,
+)
+from rakuten_assets.db.schema import data_loads, products, products_history
+
+N = 400
+HASHES = {"X_train_update.csv": "aa", "Y_train_CVw08PX.csv": "bb"}
+
+
+def listings(n: int = N, seed: int = 0) -> pd.DataFrame:
+    """Labelled listings indexed by challenge row, with missing descriptions and big ids."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "productid": rng.choice(4_000_000_000, n, replace=False).astype("int64"),
+            "imageid": rng.integers(1, 1_300_000_000, n),
+            "designation": [f"Produit N° {i} &eacute; <b>Ã©</b>" for i in range(n)],
+            "description": [None if i % 3 == 0 else f"<p>Description {i}</p>" for i in range(n)],
+            "prdtypecode": rng.choice(CODES, n),
+        }
+    )
+
+
+def delta(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    return frame.iloc[partition_rows(key, len(frame))]
+
+
+def count(engine: Engine, table, *where) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as connection:
+        query = select(func.count()).select_from(table)
+        for condition in where:
+            query = query.where(condition)
+        return int(connection.execute(query).scalar_one())
+
+
+def table_state(engine: Engine) -> tuple[int, int, int]:
+    return count(engine, products), count(engine, products_history), count(engine, data_loads)
+
+
+def test_first_load_inserts_rows_with_audit_trail(engine: Engine) -> None:
+    frame = listings()
+    result = load_partition(engine, "040", delta(frame, "040"), HASHES, dagster_run_id="run-1")
+
+    assert (result.rows_added, result.rows_updated, result.rows_deleted) == (160, 0, 0)
+    assert result.total_rows == 160
+    assert result.batch_name == "initial"
+    assert count(engine, products_history, products_history.c.operation == "INSERT") == 160
+    history = load_history(engine)
+    assert history.loc[0, "status"] == "completed"
+    assert history.loc[0, "dagster_run_id"] == "run-1"
+    assert history.loc[0, "source_hashes"] == HASHES
+    assert history.loc[0, "completed_at"] >= history.loc[0, "started_at"]
+    stored = current_products(engine).set_index("productid")
+    expected = delta(frame, "040").set_index("productid")
+    assert stored.loc[expected.index, "designation"].tolist() == expected["designation"].tolist()
+    assert stored["description"].isna().sum() == expected["description"].isna().sum()
+
+
+def test_reloading_a_partition_is_idempotent(engine: Engine) -> None:
+    frame = listings()
+    load_partition(engine, "040", delta(frame, "040"), HASHES)
+    before = table_state(engine)
+    again = load_partition(engine, "040", delta(frame, "040"), HASHES)
+
+    assert (again.rows_added, again.rows_updated, again.rows_deleted) == (0, 0, 0)
+    assert again.rows_unchanged == 160
+    after = table_state(engine)
+    assert after[:2] == before[:2]  # no product, no history row added
+    assert after[2] == before[2] + 1  # the load itself is recorded
+
+
+def test_changed_and_removed_source_rows_become_update_and_delete(engine: Engine) -> None:
+    frame = listings()
+    rows = delta(frame, "040").copy()
+    load_partition(engine, "040", rows, HASHES)
+    changed = rows.copy()
+    first, second = changed.index[:2]
+    changed.loc[first, "designation"] = "Nouveau titre"
+    changed.loc[second, "description"] = None
+    removed = changed.index[-1]
+    result = load_partition(engine, "040", changed.drop(index=removed), HASHES)
+
+    assert (result.rows_added, result.rows_updated, result.rows_deleted) == (0, 2, 1)
+    assert result.total_rows == count(engine, products) == 159
+    with engine.connect() as connection:
+        updates = connection.execute(
+            select(products_history).where(products_history.c.operation == "UPDATE")
+        ).all()
+        deletes = connection.execute(
+            select(products_history).where(products_history.c.operation == "DELETE")
+        ).all()
+    by_id = {row.productid: row for row in updates}
+    row = by_id[int(rows.loc[first, "productid"])]
+    assert (row.old_designation, row.new_designation) == (
+        rows.loc[first, "designation"],
+        "Nouveau titre",
+    )
+    row = by_id[int(rows.loc[second, "productid"])]
+    assert row.old_description == rows.loc[second, "description"]
+    assert row.new_description is None
+    assert [d.productid for d in deletes] == [int(rows.loc[removed, "productid"])]
+    assert deletes[0].new_designation is None
+    assert deletes[0].old_designation == rows.loc[removed, "designation"]
+    assert count(engine, products) == 159
+
+
+def test_missing_predecessors_are_refused_by_name(engine: Engine) -> None:
+    frame = listings()
+    with pytest.raises(LoadRefused, match=r"earlier partition\(s\) 040, 043 are not loaded"):
+        load_partition(engine, "046", delta(frame, "046"), HASHES)
+    assert table_state(engine) == (0, 0, 0)
+    load_partition(engine, "040", delta(frame, "040"), HASHES)
+    with pytest.raises(LoadRefused, match=r"partition\(s\) 043 are"):
+        load_partition(engine, "046", delta(frame, "046"), HASHES)
+
+
+def test_all_partitions_load_to_the_full_table(engine: Engine) -> None:
+    frame = listings()
+    for key in PARTITION_KEYS:
+        result = load_partition(engine, key, delta(frame, key), HASHES)
+        assert result.total_rows == N * int(key) // 100 == count(engine, products)
+    assert load_history(engine)["batch_name"].tolist()[-1] == "week_21"
+    # no foreign keys on the big tables: every load_id must still name a committed load
+    with engine.connect() as connection:
+        load_ids = set(connection.execute(select(data_loads.c.id)).scalars())
+        for table in (products, products_history):
+            assert set(connection.execute(select(table.c.load_id).distinct()).scalars()) <= (
+                load_ids
+            )
+
+
+def test_failure_mid_load_leaves_the_database_as_it_was(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = listings()
+    load_partition(engine, "040", delta(frame, "040"), HASHES)
+    before = table_state(engine)
+    snapshot_before = current_products(engine)
+    original = loader._bulk_insert
+
+    def fail_on_history(connection, table, columns, rows):  # type: ignore[no-untyped-def]
+        if table is products_history:
+            raise RuntimeError("disk full while writing the history")
+        original(connection, table, columns, rows)
+
+    monkeypatch.setattr(loader, "_bulk_insert", fail_on_history)
+    with pytest.raises(RuntimeError, match="disk full"):
+        load_partition(engine, "043", delta(frame, "043"), HASHES)
+    changed = delta(frame, "040").copy()
+    changed["designation"] = "changé"
+    with pytest.raises(RuntimeError, match="disk full"):
+        load_partition(engine, "040", changed, HASHES)
+
+    assert table_state(engine) == before
+    pd.testing.assert_frame_equal(current_products(engine), snapshot_before)
+
+
+def test_concurrent_loads_of_the_same_partition_do_not_duplicate(engine: Engine) -> None:
+    frame = listings(1_000)
+    rows = delta(frame, "040")
+    barrier = threading.Barrier(4)
+    results, failures = [], []
+
+    def load() -> None:
+        barrier.wait()
+        try:
+            results.append(load_partition(engine, "040", rows, HASHES))
+        except Exception as error:  # collected and asserted below
+            failures.append(error)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert sorted(r.rows_added for r in results) == [0, 0, 0, 400]
+    assert {r.total_rows for r in results} == {400}
+    assert count(engine, products) == 400
+    assert count(engine, products_history) == 400
+    assert count(engine, data_loads) == 4
+    ids = sorted(r.load_id for r in results)
+    adding = next(r for r in results if r.rows_added)
+    assert adding.load_id == ids[0]  # load ids follow the order of the lock
+
+
+def test_snapshot_returns_rows_as_of_a_load_with_their_old_values(engine: Engine) -> None:
+    frame = listings()
+    first = load_partition(engine, "040", delta(frame, "040"), HASHES)
+    second = load_partition(engine, "043", delta(frame, "043"), HASHES)
+    as_of_second = snapshot(engine, load_id=second.load_id)
+
+    changed = delta(frame, "040").copy()
+    target = changed.index[0]
+    changed.loc[target, "prdtypecode"] = 10 if changed.loc[target, "prdtypecode"] != 10 else 40
+    changed.loc[target, "designation"] = "Titre corrigé"
+    gone = changed.index[1]
+    third = load_partition(engine, "040", changed.drop(index=gone), HASHES)
+    load_partition(engine, "046", delta(frame, "046"), HASHES)
+
+    again = snapshot(engine, load_id=second.load_id)
+    pd.testing.assert_frame_equal(again, as_of_second)
+    assert len(snapshot(engine, load_id=first.load_id)) == 160
+    assert len(again) == 172
+    pid = int(frame.loc[target, "productid"])
+    old = again.set_index("productid").loc[pid]
+    assert old["designation"] == frame.loc[target, "designation"]
+    assert int(frame.loc[gone, "productid"]) in set(again["productid"])
+
+    after_fix = snapshot(engine, load_id=third.load_id).set_index("productid")
+    assert after_fix.loc[pid, "designation"] == "Titre corrigé"
+    assert int(frame.loc[gone, "productid"]) not in after_fix.index
+    assert len(after_fix) == 171
+
+    now = snapshot(engine).drop(columns="partition_key").reset_index(drop=True)
+    table = current_products(engine).drop(columns="partition_key").reset_index(drop=True)
+    pd.testing.assert_frame_equal(now, table, check_dtype=False)
+    assert latest_load_id(engine, "040") == third.load_id
+
+
+def test_snapshot_as_of_a_timestamp(engine: Engine) -> None:
+    frame = listings()
+    first = load_partition(engine, "040", delta(frame, "040"), HASHES)
+    second = load_partition(engine, "043", delta(frame, "043"), HASHES)
+    assert len(snapshot(engine, at=first.completed_at)) == 160
+    assert len(snapshot(engine, at=second.completed_at)) == 172
+    assert snapshot(engine, at=first.started_at - timedelta(seconds=1)).empty
