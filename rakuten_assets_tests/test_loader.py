@@ -246,3 +246,37 @@ def test_snapshot_as_of_a_timestamp(engine: Engine) -> None:
     assert len(snapshot(engine, at=first.completed_at)) == 160
     assert len(snapshot(engine, at=second.completed_at)) == 172
     assert snapshot(engine, at=first.started_at - timedelta(seconds=1)).empty
+
+
+def _load_in_process(url: str, barrier, queue) -> None:  # type: ignore[no-untyped-def]
+    from rakuten_assets.db.engine import make_engine
+
+    engine = make_engine(url)
+    barrier.wait()
+    try:
+        result = load_partition(engine, "040", delta(listings(1_000), "040"), HASHES)
+        queue.put(result.rows_added)
+    except Exception as error:  # reported to the parent
+        queue.put(repr(error))
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_loads_from_separate_processes(engine: Engine, database_url: str) -> None:
+    """Two Dagster runs of one partition are two processes: the lock must hold across them."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier, queue = context.Barrier(2), context.Queue()
+    workers = [
+        context.Process(target=_load_in_process, args=(database_url, barrier, queue))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    outcomes = sorted(queue.get(timeout=5) for _ in workers)
+    assert outcomes == [0, 400]
+    assert count(engine, products) == 400
+    assert count(engine, products_history) == 400
