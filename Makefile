@@ -15,8 +15,9 @@ RUN := $(BIN)/rakuten
 export DAGSTER_HOME := $(CURDIR)
 DATA_DIR := $(or $(RAKUTEN_DATA_DIR),data/raw)
 
-.PHONY: help setup install synth-data init-db load-data status demo run-ui test test-fast lint \
-        format bench-ingest clean
+.PHONY: help setup install synth-data init-db load-data status generate-dataset train-model \
+        train-model-promote models mlflow-ui demo run-ui test test-fast lint format bench-ingest \
+        bench-train clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,8 +53,26 @@ load-data: install ## Load the next +3% partition through Dagster
 status: install ## Loaded percentage, rows per class, load history
 	$(RUN) status
 
-demo: setup init-db ## The main job: install, generate data, load 40%, show the status
+generate-dataset: install ## Build the balanced dataset of the latest loaded partition
+	$(RUN) dataset
+
+train-model: install ## Train on the latest loaded partition; register as challenger
+	$(RUN) train
+
+train-model-promote: install ## Train, then promote if the champion/challenger rule says so
+	$(RUN) train --promote
+
+models: install ## Registered model versions, aliases, metrics, production history
+	$(RUN) models
+
+mlflow-ui: install ## MLflow UI of the embedded store on http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.rakuten/mlflow.db \
+		--host 127.0.0.1 --port 5000
+
+demo: setup init-db ## The main job: install, generate data, load 40%, train, promote
+	$(RUN) train --promote
 	$(RUN) status
+	$(RUN) models
 
 run-ui: setup ## Start the Dagster UI (dagster dev) on http://127.0.0.1:3000
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
@@ -75,5 +94,9 @@ format: install ## Format and fix with ruff
 bench-ingest: install ## Benchmark loading 100% into PostgreSQL vs one INSERT at a time
 	$(BIN)/python -m rakuten_assets.benchmarks.ingest
 
-clean: ## Remove the embedded databases, Dagster storage and generated data (not .venv)
-	rm -rf .rakuten/dagster .rakuten/rakuten.db* .rakuten/bench data/raw
+bench-train: install ## Benchmark dataset + training on 100% vs the seed configuration
+	$(BIN)/python -m rakuten_assets.benchmarks.train
+
+clean: ## Remove the embedded databases, Dagster and MLflow storage, generated data (not .venv)
+	rm -rf .rakuten/dagster .rakuten/rakuten.db* .rakuten/mlflow.db .rakuten/mlartifacts \
+		.rakuten/bench data/raw

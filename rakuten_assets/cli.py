@@ -18,6 +18,9 @@ from rich.table import Table
 
 from rakuten_assets.settings import Settings
 
+# Progress bars of artifact downloads would drown the CLI's own output.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
 app = typer.Typer(
     name="rakuten",
     help="MLOps platform for the Rakuten France product classification challenge.",
@@ -46,8 +49,13 @@ def ensure_dagster_home() -> Path:
     return Path(os.environ["DAGSTER_HOME"])
 
 
-def materialize(job_name: str, partition_key: str) -> None:
-    """Run a partitioned job of the code location in-process on the persistent instance."""
+def materialize(
+    job_name: str, partition_key: str, run_config: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Run a partitioned job of the code location in-process on the persistent instance.
+
+    Returns the metadata of each materialized asset, by asset name.
+    """
     ensure_dagster_home()
     import dagster as dg
 
@@ -55,13 +63,17 @@ def materialize(job_name: str, partition_key: str) -> None:
 
     job = defs.resolve_job_def(job_name)
     console.print(f"materializing [bold]{job_name}[/] [{partition_key}] ...")
+    config = {
+        **(run_config or {}),
+        # The summary below replaces Dagster's console log; the full log is in the UI.
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+    }
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             partition_key=partition_key,
             instance=instance,
             raise_on_error=False,
-            # The summary below replaces Dagster's console log; the full log is in the UI.
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            run_config=config,
         )
     if not result.success:
         messages = [
@@ -79,6 +91,15 @@ def materialize(job_name: str, partition_key: str) -> None:
         ) or "\n".join(failed_checks)
         raise fail(f"run {result.run_id} of {job_name} [{partition_key}] failed:\n{detail}")
     console.print(f"run {result.run_id} of [bold]{job_name}[/] [{partition_key}] succeeded")
+    materializations = [
+        event.step_materialization_data.materialization
+        for event in result.get_asset_materialization_events()
+    ]
+    return {
+        m.asset_key.to_user_string(): {k: getattr(v, "value", v) for k, v in m.metadata.items()}
+        for m in materializations
+        if m is not None
+    }
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -279,6 +300,216 @@ def status(
             (load["dagster_run_id"] or "-")[:8],
         )
     console.print(loads)
+
+
+def _latest_loaded_partition() -> str:
+    from rakuten_assets.data.partitions import PARTITION_KEYS
+    from rakuten_assets.db.loader import loaded_partitions
+
+    with _engine().connect() as connection:
+        loaded = loaded_partitions(connection)
+    contiguous = [key for key in PARTITION_KEYS if key in loaded]
+    if not contiguous:
+        raise fail("no partition is loaded yet: run `rakuten init-db` first")
+    return contiguous[-1]
+
+
+@app.command()
+def dataset(
+    partition: Annotated[
+        str | None, typer.Option(help="Partition (default: the latest loaded).")
+    ] = None,
+) -> None:
+    """Build the balanced dataset of a partition through Dagster (split, oversampling)."""
+    key = partition or _latest_loaded_partition()
+    metadata = materialize("dataset", key).get("balanced_dataset", {})
+    console.print(
+        f"data load {metadata.get('data_load_id')} ({metadata.get('batch_name')}): "
+        f"{metadata.get('train_rows')} training rows, "
+        f"{metadata.get('train_rows_oversampled')} after oversampling, "
+        f"{metadata.get('test_rows')} test rows; data hash {str(metadata.get('data_hash'))[:16]}",
+        highlight=False,
+    )
+
+
+@app.command("train")
+def train_command(
+    partition: Annotated[
+        str | None, typer.Option(help="Partition to train on (default: the latest loaded).")
+    ] = None,
+    max_features: Annotated[int | None, typer.Option(help="TF-IDF vocabulary size.")] = None,
+    c: Annotated[
+        float | None, typer.Option("--C", "--c", help="Inverse regularization strength.")
+    ] = None,
+    classifier: Annotated[
+        str | None, typer.Option(help="logistic_regression or linear_svc.")
+    ] = None,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote/--no-promote",
+            help="Apply the champion/challenger rule; without it, register as challenger only.",
+        ),
+    ] = False,
+) -> None:
+    """Train on a partition through Dagster: dataset, model (MLflow), registered version."""
+    from rakuten_assets.data.partitions import percentage_of
+
+    key = partition or _latest_loaded_partition()
+    try:
+        percentage_of(key)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    training = {
+        name: value
+        for name, value in (("max_features", max_features), ("C", c), ("classifier", classifier))
+        if value is not None
+    }
+    metadata = materialize(
+        "train",
+        key,
+        {
+            "ops": {
+                "trained_model": {"config": training},
+                "registered_model_version": {"config": {"auto_promote": promote}},
+            }
+        },
+    )
+    model = metadata.get("trained_model", {})
+    version = metadata.get("registered_model_version", {})
+    console.print(
+        f"MLflow run {model.get('mlflow_run_id')} ({model.get('mlflow_run')})\n"
+        f"test set: accuracy {model.get('accuracy', 0):.4f}, "
+        f"weighted F1 {model.get('weighted_f1', 0):.4f}, macro F1 {model.get('macro_f1', 0):.4f}\n"
+        f"registered {version.get('model_name')} v{version.get('version')}: "
+        f"{version.get('decision')}",
+        highlight=False,
+    )
+
+
+def _registry():  # type: ignore[no-untyped-def]
+    from rakuten_assets.ml.registry import ModelRegistry
+
+    settings = Settings()
+    return ModelRegistry(settings.resolved_mlflow_tracking_uri, settings.model_name, _engine())
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Model version to make production.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "forced from the CLI",
+) -> None:
+    """Make a model version production (forced, recorded in model_promotions)."""
+    from rakuten_assets.ml.registry import RegistryError
+
+    try:
+        event = _registry().force_promote(version, _actor(), reason)
+    except RegistryError as error:
+        raise fail(str(error)) from None
+    console.print(
+        f"production is now v{event.version} (was v{event.previous_version or '-'}), "
+        f"recorded as {event.actor} at {event.at.isoformat(timespec='seconds')}"
+    )
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "rollback from the CLI",
+) -> None:
+    """Put production back on the previous production version (recorded)."""
+    from rakuten_assets.ml.registry import RegistryError
+
+    try:
+        event = _registry().rollback(_actor(), reason)
+    except RegistryError as error:
+        raise fail(str(error)) from None
+    console.print(f"production rolled back from v{event.previous_version} to v{event.version}")
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Registered versions with aliases and metrics, and the production history."""
+    registry = _registry()
+    versions = registry.versions()
+    history = [{**event.__dict__, "at": event.at.isoformat()} for event in registry.history()]
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "model_name": registry.model_name,
+                    "versions": versions,
+                    "production_history": history,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        return
+    table = Table(title=f"{registry.model_name}")
+    for column in ("version", "aliases", "partition", "weighted F1", "accuracy", "run", "created"):
+        table.add_column(column)
+    for row in versions:
+        table.add_row(
+            str(row["version"]),
+            ", ".join(row["aliases"]),
+            str(row.get("partition") or "-"),
+            f"{row['weighted_f1']:.4f}" if "weighted_f1" in row else "-",
+            f"{row['accuracy']:.4f}" if "accuracy" in row else "-",
+            (row["run_id"] or "-")[:8],
+            row["created_at"][:19],
+        )
+    console.print(table)
+    if history:
+        events = Table(title="production history")
+        for column in ("at", "action", "version", "previous", "by", "reason"):
+            events.add_column(column)
+        for event in history:
+            events.add_row(
+                event["at"][:19],
+                event["action"],
+                event["version"],
+                event["previous_version"] or "-",
+                event["actor"],
+                event["reason"],
+            )
+        console.print(events)
+
+
+@app.command()
+def reproduce(run_id: Annotated[str, typer.Argument(help="MLflow run id of a training.")]) -> None:
+    """Rebuild a run's exact data from the audit trail, retrain, compare test predictions."""
+    from mlflow.exceptions import MlflowException
+
+    from rakuten_assets.ml.reproduce import reproduce_run
+
+    settings = Settings()
+    try:
+        report = reproduce_run(_engine(), settings.resolved_mlflow_tracking_uri, run_id)
+    except (ValueError, KeyError, MlflowException) as error:
+        raise fail(f"cannot reproduce run {run_id}: {error}") from None
+    console.print(
+        f"run {run_id}: partition {report.partition}, data load {report.load_id}\n"
+        f"data hash: logged {report.data_hash_logged[:16]}, rebuilt "
+        f"{report.data_hash_rebuilt[:16]} "
+        f"({'same' if report.data_hash_logged == report.data_hash_rebuilt else 'DIFFERENT'})\n"
+        f"test rows: {report.test_rows}; predictions differing from the logged ones: "
+        f"{report.differing_from_logged_predictions}, from the logged model: "
+        f"{report.differing_from_logged_model}\n"
+        f"weighted F1: logged {report.weighted_f1_logged:.4f}, "
+        f"rebuilt {report.weighted_f1_rebuilt:.4f}",
+        highlight=False,
+    )
+    if not report.identical:
+        raise fail("NOT reproduced: predictions or data differ")
+    console.print("[bold green]reproduced: identical predictions on the test set[/]")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,26 @@ class Settings(BaseSettings):
         default=None,
         description="PostgreSQL URL for Dagster's own storage; unset means SQLite under `home`.",
     )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "RAKUTEN_MLFLOW_TRACKING_URI"),
+        description="MLflow tracking server or store; default SQLite under `home`.",
+    )
+    mlflow_artifact_root: str | None = Field(
+        default=None,
+        description="Where a new experiment keeps its artifacts; default `home`/mlartifacts "
+        "for a local store (a tracking server uses its own --default-artifact-root).",
+    )
+    mlflow_experiment: str = Field(default="rakuten-product-classification")
+    mlflow_ui_url: str = Field(
+        default="http://127.0.0.1:5000", description="Base URL of the MLflow UI, for links."
+    )
+    model_name: str = Field(
+        default="rakuten-product-classifier", description="Name in the MLflow model registry."
+    )
+    min_weighted_f1: float = Field(
+        default=0.70, description="Floor of the blocking check and of automatic promotion."
+    )
 
     @property
     def home_dir(self) -> Path:
@@ -48,6 +68,19 @@ class Settings(BaseSettings):
     @property
     def dagster_storage_dir(self) -> Path:
         return self.home_dir / "dagster"
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def resolved_mlflow_artifact_root(self) -> str | None:
+        """None for a tracking server (it decides where artifacts go)."""
+        if self.mlflow_artifact_root:
+            return self.mlflow_artifact_root
+        if self.resolved_mlflow_tracking_uri.startswith(("http://", "https://")):
+            return None
+        return (self.home_dir / "mlartifacts").as_uri()
 
 
 @cache

@@ -14,13 +14,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from rakuten_assets.data.synth.generator import SynthOptions, synthesize
+from rakuten_assets.data.challenge_files import LABELLED_COLUMNS
+from rakuten_assets.data.synth.generator import SynthOptions, generate, synthesize
 from rakuten_assets.db.engine import connect, normalize_url
+from rakuten_assets.ml.dataset import SplitParams, build_balanced_dataset
+from rakuten_assets.ml.model import TrainingParams, TrainingResult, train
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ADMIN_URL = normalize_url(
@@ -90,4 +95,39 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Generated challenge files, 3,000 training rows, written once per test run."""
     directory = tmp_path_factory.mktemp("synth")
     synthesize(directory, SynthOptions(rows=3000, test_rows=300, seed=7))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def synth_frame() -> pd.DataFrame:
+    """15,000 generated labelled listings as a snapshot frame (with `first_seen`)."""
+    data = generate(SynthOptions(rows=15_000, test_rows=0, seed=11))
+    frame = data.x_train.join(data.y_train).reset_index(drop=True)
+    frame["first_seen"] = np.arange(len(frame))
+    frame["partition_key"] = "100"
+    return frame[[*LABELLED_COLUMNS, "partition_key", "first_seen"]]
+
+
+@pytest.fixture(scope="session")
+def trained(synth_frame: pd.DataFrame) -> TrainingResult:
+    """A model trained with the default parameters on generated data (behavioural tests)."""
+    dataset = build_balanced_dataset(synth_frame, "100", 1, SplitParams(min_test_rows_per_class=0))
+    return train(dataset, TrainingParams())
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A temporary MLflow store (SQLite backend, local artifacts) for this test run."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    return {
+        "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
+        "artifact_root": (folder / "artifacts").as_uri(),
+    }
+
+
+@pytest.fixture(scope="session")
+def synth_dir_large(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """50,000 generated rows: enough for the default checks (>= 20 test rows per class at 40%)."""
+    directory = tmp_path_factory.mktemp("synth_large")
+    synthesize(directory, SynthOptions(rows=50_000, test_rows=500, seed=3))
     return directory

@@ -27,3 +27,19 @@ def test_bench_ingest_smoke(
     assert match, last
     assert int(match.group(1)) == 2000 == result["rows"]
     assert float(match.group(5)) == pytest.approx(result["speedup"], rel=1e-2)
+
+
+@pytest.mark.slow
+def test_bench_train_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rakuten_assets.benchmarks import train
+
+    result = train.main(["--smoke", "--data-dir", str(tmp_path / "data")])
+    output = capsys.readouterr().out.strip().splitlines()
+    match = re.fullmatch(
+        r"bench-train rows=(\d+) wall_s=([\d.]+) peak_mb=([\d.]+) weighted_f1=([\d.]+)",
+        output[-1],
+    )
+    assert match, output[-1]
+    assert int(match.group(1)) == 3000
+    assert float(match.group(4)) == pytest.approx(result["weighted_f1"], abs=1e-4)
+    assert any(line.startswith("seed ") for line in output)

@@ -39,7 +39,13 @@ def test_code_location_loads_with_the_fixed_names() -> None:
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert {"raw_products", "products"} <= keys
+    assert keys == {
+        "raw_products",
+        "products",
+        "balanced_dataset",
+        "trained_model",
+        "registered_model_version",
+    }
     partitions = graph.get(dg.AssetKey("products")).partitions_def
     assert partitions is not None
     assert partitions.get_partition_keys() == list(PARTITION_KEYS)
@@ -49,7 +55,11 @@ def test_code_location_loads_with_the_fixed_names() -> None:
         "no_empty_designation",
         "labels_within_codes",
         "productid_unique",
+        "enough_test_rows_per_class",
+        "no_train_test_leak",
+        "weighted_f1_above_floor",
     }
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"ingest", "train", "dataset"}
     for key in graph.asset_check_keys:
         assert graph.get_check_spec(key).blocking
 

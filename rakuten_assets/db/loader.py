@@ -151,6 +151,21 @@ def _bulk_insert(
             copy.write_row(row)
 
 
+OLD_COLUMNS = tuple(f"old_{c}" for c in VALUE_COLUMNS)
+NEW_COLUMNS = tuple(f"new_{c}" for c in VALUE_COLUMNS)
+HISTORY_KEY_COLUMNS: tuple[str, ...] = (
+    "operation",
+    "at",
+    "load_id",
+    "productid",
+    "partition_key",
+    "source_row",
+)
+HISTORY_COLUMNS: tuple[str, ...] = (
+    *HISTORY_KEY_COLUMNS,
+    *OLD_COLUMNS,
+    *NEW_COLUMNS,
+)
 PRODUCT_COLUMNS: tuple[str, ...] = tuple(c.name for c in products.columns)
 
 
@@ -168,8 +183,7 @@ def _insert_new_rows(
     _bulk_insert(connection, products, PRODUCT_COLUMNS, _rows(rows, PRODUCT_COLUMNS))
     connection.execute(
         insert(products_history).from_select(
-            ["operation", "at", "load_id", "productid", "partition_key", "source_row",
-             *NEW_COLUMNS],
+            [*HISTORY_KEY_COLUMNS, *NEW_COLUMNS],
             select(
                 literal("INSERT"),
                 literal(now, DateTime(timezone=True)),
@@ -180,7 +194,7 @@ def _insert_new_rows(
                 *(products.c[name] for name in VALUE_COLUMNS),
             ).where(products.c.load_id == load_id),
         )
-    )  # fmt: skip
+    )
 
 
 def _validate_delta(delta: pd.DataFrame) -> pd.DataFrame:
@@ -311,20 +325,6 @@ def load_partition(
             )
         )
     return result
-
-
-OLD_COLUMNS = tuple(f"old_{c}" for c in VALUE_COLUMNS)
-NEW_COLUMNS = tuple(f"new_{c}" for c in VALUE_COLUMNS)
-HISTORY_COLUMNS: tuple[str, ...] = (
-    "operation",
-    "at",
-    "load_id",
-    "productid",
-    "partition_key",
-    "source_row",
-    *OLD_COLUMNS,
-    *NEW_COLUMNS,
-)
 
 
 def _change_history(

@@ -26,7 +26,8 @@ def snapshot(
 
     Built from `products_history`, not from `products`: rows updated or deleted later come
     back with the values they had then. Sorted by productid; columns are those of a
-    labelled listing plus `partition_key`.
+    labelled listing plus `partition_key` and `first_seen` (the id of the product's first
+    history row: the order in which products entered the data).
     """
     history = products_history
     conditions = []
@@ -36,7 +37,11 @@ def snapshot(
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
         conditions.append(history.c.at <= at.astimezone(UTC))
     latest = (
-        select(history.c.productid, func.max(history.c.id).label("last_id"))
+        select(
+            history.c.productid,
+            func.max(history.c.id).label("last_id"),
+            func.min(history.c.id).label("first_id"),
+        )
         .where(and_(True, *conditions))
         .group_by(history.c.productid)
         .subquery()
@@ -49,6 +54,7 @@ def snapshot(
             history.c.new_description.label("description"),
             history.c.new_prdtypecode.label("prdtypecode"),
             history.c.partition_key,
+            latest.c.first_id.label("first_seen"),
         )
         .join(latest, latest.c.last_id == history.c.id)
         .where(history.c.operation != "DELETE")
@@ -56,8 +62,10 @@ def snapshot(
     )
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    frame = pd.DataFrame(rows, columns=[*LABELLED_COLUMNS, "partition_key"])
-    return frame.astype({"productid": "int64", "imageid": "int64", "prdtypecode": "int64"})
+    frame = pd.DataFrame(rows, columns=[*LABELLED_COLUMNS, "partition_key", "first_seen"])
+    return frame.astype(
+        {"productid": "int64", "imageid": "int64", "prdtypecode": "int64", "first_seen": "int64"}
+    )
 
 
 def current_products(engine: Engine, partition_key: str | None = None) -> pd.DataFrame:

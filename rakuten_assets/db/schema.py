@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -100,3 +101,23 @@ products_history = Table(
 
 # The columns a listing version is made of, as stored in products and (old_/new_) history.
 VALUE_COLUMNS: tuple[str, ...] = ("imageid", "designation", "description", "prdtypecode")
+
+# Every change of the `production` alias, so promotions and rollbacks can be audited.
+model_promotions = Table(
+    "model_promotions",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("model_name", String(200), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("previous_version", String(32), nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("candidate_f1", Float, nullable=True),
+    Column("champion_f1", Float, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "action IN ('promote', 'force', 'rollback')", name="ck_model_promotions_action"
+    ),
+    Index("ix_model_promotions_model_name_id", "model_name", "id"),
+)

@@ -15,24 +15,28 @@ from rakuten_assets.data.challenge_files import ChallengeFileError
 from rakuten_assets.data.partitions import PartitionDelta, partition_delta
 from rakuten_assets.db.loader import LoadRefused, load_partition
 from rakuten_assets.db.queries import current_products
-from rakuten_assets.defs.partitions import products_partitions
+from rakuten_assets.defs.partitions import ONE_PARTITION_PER_RUN, products_partitions
 from rakuten_assets.defs.resources import ChallengeFilesResource, DatabaseResource
 
 
-def class_count_table(labels: pd.Series) -> dg.TableMetadataValue:
-    counts = labels.value_counts().sort_index()
+def class_count_table(counts: pd.DataFrame) -> dg.TableMetadataValue:
+    """A metadata table of integer counts per class (index: prdtypecode), with category names."""
     return dg.MetadataValue.table(
         records=[
             dg.TableRecord(
-                {"prdtypecode": int(code), "category": category_name(code), "rows": int(n)}
+                {
+                    "prdtypecode": int(code),
+                    "category": category_name(code),
+                    **{str(k): int(v) for k, v in row.items()},
+                }
             )
-            for code, n in counts.items()
+            for code, row in counts.iterrows()
         ],
         schema=dg.TableSchema(
             columns=[
                 dg.TableColumn("prdtypecode", "int"),
                 dg.TableColumn("category", "string"),
-                dg.TableColumn("rows", "int"),
+                *(dg.TableColumn(str(name), "int") for name in counts.columns),
             ]
         ),
     )
@@ -40,6 +44,7 @@ def class_count_table(labels: pd.Series) -> dg.TableMetadataValue:
 
 @dg.asset(
     partitions_def=products_partitions,
+    backfill_policy=ONE_PARTITION_PER_RUN,
     group_name="ingestion",
     kinds={"csv", "pandas"},
     code_version="1",
@@ -68,7 +73,9 @@ def raw_products(
             "percentage": part.percentage,
             "shuffle_positions": f"[{part.start}, {part.end})",
             "training_rows": delta.total_rows,
-            "class_counts": class_count_table(delta.frame["prdtypecode"]),
+            "class_counts": class_count_table(
+                delta.frame["prdtypecode"].value_counts().sort_index().to_frame("rows")
+            ),
             "source_hashes": dg.MetadataValue.json(delta.source_hashes),
             "data_dir": str(challenge_files.directory()),
         },
@@ -77,6 +84,7 @@ def raw_products(
 
 @dg.asset(
     partitions_def=products_partitions,
+    backfill_policy=ONE_PARTITION_PER_RUN,
     group_name="ingestion",
     kinds={"sqlalchemy", "postgres", "sqlite"},
     code_version="1",

@@ -1,14 +1,18 @@
 """Resources: the only place that opens connections to external systems."""
 
+import warnings
 from functools import cache
 from pathlib import Path
 
 import dagster as dg
+from dagster_mlflow.resources import CONFIG_SCHEMA, MlFlow
 from pydantic import Field
 from sqlalchemy import Engine
 
 from rakuten_assets.data.challenge_files import TrainingSet, read_training_set
 from rakuten_assets.db.engine import connect
+from rakuten_assets.ml.registry import ModelRegistry
+from rakuten_assets.ml.tracking import ensure_experiment, run_url
 from rakuten_assets.settings import Settings
 
 
@@ -49,6 +53,94 @@ class ChallengeFilesResource(dg.ConfigurableResource):
         return read_training_set(self.directory())
 
 
+class MlflowResource(dg.ConfigurableResource):
+    """The MLflow tracking store and model registry (empty fields: from the environment)."""
+
+    tracking_uri: str | None = Field(default=None, description="Default: MLFLOW_TRACKING_URI.")
+    experiment_name: str | None = Field(default=None)
+    model_name: str | None = Field(default=None, description="Default: RAKUTEN_MODEL_NAME.")
+    artifact_root: str | None = Field(default=None)
+    ui_url: str | None = Field(default=None, description="Default: RAKUTEN_MLFLOW_UI_URL.")
+
+    def settings(self) -> dict[str, str | None]:
+        defaults = Settings()
+        return {
+            "tracking_uri": self.tracking_uri or defaults.resolved_mlflow_tracking_uri,
+            "experiment_name": self.experiment_name or defaults.mlflow_experiment,
+            "model_name": self.model_name or defaults.model_name,
+            "artifact_root": self.artifact_root or defaults.resolved_mlflow_artifact_root,
+            "ui_url": self.ui_url or defaults.mlflow_ui_url,
+        }
+
+    def experiment_id(self) -> str:
+        values = self.settings()
+        return ensure_experiment(
+            str(values["tracking_uri"]), str(values["experiment_name"]), values["artifact_root"]
+        )
+
+    def registry(self, engine: Engine) -> ModelRegistry:
+        values = self.settings()
+        return ModelRegistry(str(values["tracking_uri"]), str(values["model_name"]), engine)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return run_url(str(self.settings()["ui_url"]), experiment_id, run_id)
+
+
+class LazyMlflowRun:
+    """dagster-mlflow's `MlFlow`, created on first use rather than at resource init.
+
+    Dagster initializes a run's resources when the run starts; dagster-mlflow starts its MLflow
+    run right then, so a failure in `balanced_dataset` would leave an empty MLflow run
+    "RUNNING" for ever. Deferring the start to `trained_model` keeps one MLflow run per
+    training, ended by the asset itself.
+    """
+
+    def __init__(self, init_context: dg.InitResourceContext, artifact_root: str | None):
+        self._init_context = init_context
+        self._artifact_root = artifact_root
+        self._mlflow: MlFlow | None = None
+
+    def start(self) -> MlFlow:
+        if self._mlflow is None:
+            config = self._init_context.resource_config
+            # Created here so its artifacts land in the project's artifact root.
+            ensure_experiment(
+                config["mlflow_tracking_uri"], config["experiment_name"], self._artifact_root
+            )
+            with warnings.catch_warnings():  # dagster-mlflow's class is marked beta
+                warnings.simplefilter("ignore", dg.BetaWarning)
+                self._mlflow = MlFlow(self._init_context)
+        return self._mlflow
+
+
+@dg.resource(
+    config_schema={
+        **CONFIG_SCHEMA,
+        "artifact_root": dg.Field(dg.Noneable(str), default_value=None, is_required=False),
+    },
+    description="dagster-mlflow's tracking resource (one MLflow run per Dagster run), "
+    "started by the asset that trains.",
+)
+def mlflow_tracking(init_context: dg.InitResourceContext) -> LazyMlflowRun:
+    return LazyMlflowRun(init_context, init_context.resource_config.get("artifact_root"))
+
+
+def mlflow_tracking_from_settings(settings: Settings | None = None) -> dg.ResourceDefinition:
+    settings = settings or Settings()
+    return mlflow_tracking.configured(
+        {
+            "experiment_name": settings.mlflow_experiment,
+            "mlflow_tracking_uri": settings.resolved_mlflow_tracking_uri,
+            "artifact_root": settings.resolved_mlflow_artifact_root,
+        }
+    )
+
+
 defs = dg.Definitions(
-    resources={"database": DatabaseResource(), "challenge_files": ChallengeFilesResource()}
+    resources={
+        "database": DatabaseResource(),
+        "challenge_files": ChallengeFilesResource(),
+        "mlflow_registry": MlflowResource(),
+        "mlflow_tracking": mlflow_tracking_from_settings(),
+    }
 )

@@ -1,0 +1,1 @@
+"""Machine-learning logic with no Dagster import: features, dataset, model, registry."""

@@ -1,0 +1,134 @@
+"""Promotion decisions and the audited registry on a real MLflow store."""
+
+from __future__ import annotations
+
+import uuid
+
+import mlflow
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, select
+
+from rakuten_assets.db.schema import model_promotions
+from rakuten_assets.ml.dataset import SplitParams, build_balanced_dataset
+from rakuten_assets.ml.model import TrainingResult
+from rakuten_assets.ml.registry import (
+    CHALLENGER,
+    PRODUCTION,
+    ModelRegistry,
+    RegistryError,
+    decide_promotion,
+)
+from rakuten_assets.ml.tracking import ensure_experiment, log_training_run
+
+
+@pytest.mark.parametrize(
+    ("candidate", "champion", "promote", "reason"),
+    [
+        (0.85, None, True, "no production version yet"),
+        (0.86, 0.84, True, "not worse than production"),
+        (0.84, 0.84, True, "not worse than production"),
+        (0.83, 0.84, False, "worse than production"),
+        (0.65, None, False, "< floor 0.70"),
+        (0.69, 0.60, False, "< floor 0.70"),
+    ],
+)
+def test_promotion_decision(
+    candidate: float, champion: float | None, promote: bool, reason: str
+) -> None:
+    decision = decide_promotion(candidate, champion, min_f1=0.70, champion_version="3")
+    assert decision.promote is promote
+    assert any(reason in text for text in decision.reasons), decision.reasons
+
+
+def test_tolerance_allows_a_slightly_worse_candidate() -> None:
+    assert not decide_promotion(0.83, 0.84, 0.7).promote
+    assert decide_promotion(0.83, 0.84, 0.7, tolerance=0.02).promote
+
+
+@pytest.fixture(scope="module")
+def logged_model_uri(
+    trained: TrainingResult, synth_frame: pd.DataFrame, mlflow_store: dict[str, str]
+) -> tuple[str, str]:
+    """One real training run logged to the temporary store: (model URI, run id)."""
+    mlflow.set_tracking_uri(mlflow_store["tracking_uri"])
+    experiment = ensure_experiment(
+        mlflow_store["tracking_uri"], "registry-tests", mlflow_store["artifact_root"]
+    )
+    dataset = build_balanced_dataset(synth_frame.head(500), "040", 1, SplitParams())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        uri = log_training_run(trained, dataset, {"batch_name": "initial"})
+    return uri, run.info.run_id
+
+
+@pytest.fixture
+def registry(mlflow_store: dict[str, str], engine: Engine) -> ModelRegistry:
+    return ModelRegistry(mlflow_store["tracking_uri"], f"model-{uuid.uuid4().hex[:8]}", engine)
+
+
+def register(registry: ModelRegistry, logged: tuple[str, str]) -> str:
+    return str(registry.register(logged[0], logged[1], {"partition": "040"}).version)
+
+
+def test_register_sets_challenger_only(registry: ModelRegistry, logged_model_uri) -> None:
+    version = register(registry, logged_model_uri)
+    assert str(registry.alias(CHALLENGER).version) == version
+    assert registry.production() is None
+    rows = registry.versions()
+    assert rows[0]["aliases"] == [CHALLENGER]
+    assert rows[0]["weighted_f1"] > 0.8
+
+
+def test_promote_force_and_rollback_are_recorded(
+    registry: ModelRegistry, logged_model_uri, engine: Engine, synth_frame: pd.DataFrame
+) -> None:
+    v1 = register(registry, logged_model_uri)
+    first = decide_promotion(0.9, None, 0.7)
+    registry.promote(v1, first, actor="dagster run a")
+    v2 = register(registry, logged_model_uri)
+    test = synth_frame.tail(300)
+    champion_f1 = registry.weighted_f1_on(v1, test)
+    assert champion_f1 > 0.8
+    # same model, same test set: a tie, which is "not worse"
+    second = decide_promotion(registry.weighted_f1_on(v2, test), champion_f1, 0.7, 0, v1)
+    assert second.promote
+    registry.promote(v2, second, actor="dagster run b")
+    v3 = register(registry, logged_model_uri)
+    worse = decide_promotion(0.71, champion_f1, 0.7, 0, v2)
+    with pytest.raises(RegistryError, match="does not promote"):
+        registry.promote(v3, worse, actor="dagster run c")
+    assert str(registry.production().version) == v2
+
+    registry.force_promote(v3, actor="cli:ops", reason="hotfix")
+    assert str(registry.production().version) == v3
+    assert registry.rollback(actor="cli:ops").version == v2
+    assert registry.rollback(actor="cli:ops").version == v1
+    with pytest.raises(RegistryError, match="no earlier production version"):
+        registry.rollback(actor="cli:ops")
+
+    history = registry.history()
+    assert [(e.action, e.version, e.previous_version) for e in history] == [
+        ("promote", v1, None),
+        ("promote", v2, v1),
+        ("force", v3, v2),
+        ("rollback", v2, v3),
+        ("rollback", v1, v2),
+    ]
+    assert history[2].actor == "cli:ops" and history[2].reason == "hotfix"
+    assert history[1].champion_f1 == pytest.approx(champion_f1)
+    tags = registry.version(v1).tags
+    assert tags["production_by"] == "cli:ops"
+    assert tags["previous_production_version"] == v2
+    with engine.connect() as connection:
+        stored = connection.execute(select(model_promotions.c.model_name).distinct()).scalars()
+        assert registry.model_name in set(stored)
+
+
+def test_unknown_version_and_empty_rollback(registry: ModelRegistry, logged_model_uri) -> None:
+    with pytest.raises(RegistryError, match="no production version"):
+        registry.rollback(actor="cli:ops")
+    register(registry, logged_model_uri)
+    with pytest.raises(RegistryError, match="has no version 42"):
+        registry.force_promote("42", actor="cli:ops", reason="typo")
+    assert registry.history() == []
+    assert registry.alias(PRODUCTION) is None
