@@ -17,7 +17,7 @@ DATA_DIR := $(or $(RAKUTEN_DATA_DIR),data/raw)
 
 .PHONY: help setup install synth-data init-db load-data status generate-dataset train-model \
         train-model-promote models mlflow-ui demo run-ui test test-fast lint format bench-ingest \
-        bench-train clean
+        bench-train bench-serve bench-drift serve export-inference-log drift simulate-traffic clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +74,18 @@ demo: setup init-db ## The main job: install, generate data, load 40%, train, pr
 	$(RUN) status
 	$(RUN) models
 
+serve: install ## Serve the production model (LitServe) on http://127.0.0.1:8000 (/docs, /metrics)
+	$(RUN) serve --host 127.0.0.1 --port 8000 --workers $(or $(WORKERS),2)
+
+export-inference-log: install ## Write the inference log to data/monitoring/inference_log.csv
+	$(RUN) export-inference-log
+
+drift: install ## Materialize drift_metrics: live traffic vs the production model's training data
+	$(RUN) drift
+
+simulate-traffic: install ## Send 500 requests to the server (SHIFT=none|length|category|language)
+	$(RUN) simulate-traffic --shift $(or $(SHIFT),none)
+
 run-ui: setup ## Start the Dagster UI (dagster dev) on http://127.0.0.1:3000
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
@@ -96,6 +108,12 @@ bench-ingest: install ## Benchmark loading 100% into PostgreSQL vs one INSERT at
 
 bench-train: install ## Benchmark dataset + training on 100% vs the seed configuration
 	$(BIN)/python -m rakuten_assets.benchmarks.train
+
+bench-serve: install ## Load-test the server with wrk (c=1/8/32, batch) vs plain FastAPI + uvicorn
+	$(BIN)/python -m rakuten_assets.benchmarks.serve
+
+bench-drift: install ## Drift computation over 100,000 logged predictions vs a row-by-row version
+	$(BIN)/python -m rakuten_assets.benchmarks.drift
 
 clean: ## Remove the embedded databases, Dagster and MLflow storage, generated data (not .venv)
 	rm -rf .rakuten/dagster .rakuten/rakuten.db* .rakuten/mlflow.db .rakuten/mlartifacts \

@@ -37,6 +37,19 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def progress_bar() -> Any:
+    """The CLI's progress bar (on stderr, so stdout stays parseable)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+    )
+
+
 def ensure_dagster_home() -> Path:
     """Point DAGSTER_HOME at the repository root (where dagster.yaml lives) unless it is set."""
     if not os.environ.get("DAGSTER_HOME"):
@@ -50,7 +63,7 @@ def ensure_dagster_home() -> Path:
 
 
 def materialize(
-    job_name: str, partition_key: str, run_config: dict[str, Any] | None = None
+    job_name: str, partition_key: str | None, run_config: dict[str, Any] | None = None
 ) -> dict[str, dict[str, Any]]:
     """Run a partitioned job of the code location in-process on the persistent instance.
 
@@ -61,14 +74,17 @@ def materialize(
 
     from rakuten_assets.definitions import defs
 
-    job = defs.resolve_job_def(job_name)
-    console.print(f"materializing [bold]{job_name}[/] [{partition_key}] ...")
+    label = f" [{partition_key}]" if partition_key else ""
+    console.print(f"materializing [bold]{job_name}[/]{label} ...")
     config = {
         **(run_config or {}),
         # The summary below replaces Dagster's console log; the full log is in the UI.
         "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
     }
     with dg.DagsterInstance.get() as instance:
+        # Resolved inside the instance's context: building the repository reads the
+        # instance's definitions-state storage.
+        job = defs.resolve_job_def(job_name)
         result = job.execute_in_process(
             partition_key=partition_key,
             instance=instance,
@@ -89,8 +105,8 @@ def materialize(
         detail = "\n".join(
             m.removeprefix("dagster._core.definitions.events.Failure: ") for m in messages
         ) or "\n".join(failed_checks)
-        raise fail(f"run {result.run_id} of {job_name} [{partition_key}] failed:\n{detail}")
-    console.print(f"run {result.run_id} of [bold]{job_name}[/] [{partition_key}] succeeded")
+        raise fail(f"run {result.run_id} of {job_name}{label} failed:\n{detail}")
+    console.print(f"run {result.run_id} of [bold]{job_name}[/]{label} succeeded")
     materializations = [
         event.step_materialization_data.materialization
         for event in result.get_asset_materialization_events()
@@ -129,20 +145,12 @@ def synth(
     ] = None,
 ) -> None:
     """Generate realistic listings in the exact format of the challenge files."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from rakuten_assets.data.synth.generator import SynthOptions, synthesize
 
     if rows < 1 or test_rows < 0:
         raise fail("--rows must be >= 1 and --test-rows >= 0")
     out_dir = out or Settings().data_dir
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=errors,
-    ) as progress:
+    with progress_bar() as progress:
         task = progress.add_task("generating listings", total=rows + test_rows)
         written = synthesize(
             out_dir,
@@ -510,6 +518,119 @@ def reproduce(run_id: Annotated[str, typer.Argument(help="MLflow run id of a tra
     if not report.identical:
         raise fail("NOT reproduced: predictions or data differ")
     console.print("[bold green]reproduced: identical predictions on the test set[/]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Inference worker processes.", min=1)] = 1,
+    api_servers: Annotated[
+        int | None, typer.Option(help="HTTP processes (default: as many as workers).", min=1)
+    ] = None,
+) -> None:
+    """Serve the production model over HTTP (LitServe): /predict, /health, /info, /metrics."""
+    from serving.server import run
+
+    console.print(
+        f"serving {Settings().model_name}@production on http://{host}:{port} "
+        f"({workers} worker(s)); docs at http://{host}:{port}/docs"
+    )
+    run(host=host, port=port, workers=workers, api_servers=api_servers)
+
+
+@app.command()
+def drift(
+    window_hours: Annotated[
+        float | None, typer.Option(help="Predictions of the last N hours (default 24).")
+    ] = None,
+    last_n: Annotated[int | None, typer.Option(help="Only the last N predictions.")] = None,
+) -> None:
+    """Materialize drift_metrics through Dagster: live traffic vs the production model's data."""
+    config = {
+        key: value
+        for key, value in (("window_hours", window_hours), ("last_n", last_n))
+        if value is not None
+    }
+    metadata = materialize(
+        "drift", None, {"ops": {"drift_metrics": {"config": config}}} if config else None
+    ).get("drift_metrics", {})
+    verdict = metadata.get("verdict", "?")
+    colour = {"drift": "red", "no_drift": "green"}.get(str(verdict), "yellow")
+    console.print(
+        f"[bold {colour}]{verdict}[/] over {metadata.get('window_predictions', 0)} prediction(s) "
+        f"(model v{metadata.get('model_version')}; report {metadata.get('drift_report_id')}; "
+        f"pushgateway: {metadata.get('pushgateway')})"
+    )
+    console.print(str(metadata.get("reasons", "")), highlight=False)
+
+
+@app.command("simulate-traffic")
+def simulate_traffic(
+    url: Annotated[str, typer.Option(help="Base URL of the serving API.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    n: Annotated[int, typer.Option(help="Requests to send.", min=1)] = 500,
+    shift: Annotated[
+        str, typer.Option(help="none | length | category | language: how traffic drifts.")
+    ] = "none",
+    rate: Annotated[float, typer.Option(help="Requests per second (0: as fast as possible).")] = (
+        50.0
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed of the sample.")] = 0,
+) -> None:
+    """Send realistic requests built from X_test_update.csv, optionally drifted."""
+    from rakuten_assets.data.categories import category_name
+    from rakuten_assets.data.challenge_files import read_test_set
+    from rakuten_assets.monitoring.simulate import send_traffic
+    from rakuten_assets.monitoring.traffic import SHIFTS, shifted_requests
+
+    if shift not in SHIFTS:
+        raise fail(f"--shift must be one of {', '.join(SHIFTS)}, not {shift!r}")
+    settings = Settings()
+    test = read_test_set(settings.data_dir)
+    if test is None:
+        raise fail(
+            f"no X_test_update.csv in {settings.data_dir}/: run `rakuten synth` or copy the "
+            "challenge's file there"
+        )
+    requests = shifted_requests(test, n, shift, seed, max_chars=settings.max_text_chars)
+    with progress_bar() as progress:
+        task = progress.add_task(f"{shift} traffic to {url}", total=len(requests))
+        summary = send_traffic(
+            url,
+            requests,
+            rate=rate,
+            api_key=settings.api_key,
+            on_done=lambda: progress.advance(task),
+        )
+    console.print(
+        f"sent {summary.sent} request(s) in {summary.seconds:.1f} s: {summary.ok} answered, "
+        f"statuses {dict(sorted(summary.statuses.items()))}"
+    )
+    if summary.ok:
+        top = ", ".join(
+            f"{code} {category_name(code)} ({count})"
+            for code, count in summary.predicted.most_common(5)
+        )
+        console.print(f"mean confidence {summary.mean_confidence:.3f}; top classes: {top}")
+    for error in summary.errors:
+        errors.print(f"  {error}", highlight=False)
+    if summary.ok == 0:
+        raise fail(f"no request succeeded; is the server up at {url}?")
+
+
+@app.command("export-inference-log")
+def export_inference_log(
+    out: Annotated[Path, typer.Option(help="CSV file to write.")] = Path(
+        "data/monitoring/inference_log.csv"
+    ),
+) -> None:
+    """Write the inference log in the seed's CSV format."""
+    from rakuten_assets.db.queries import export_inference_log as export
+
+    rows = export(_engine(), out)
+    console.print(f"wrote {rows:,} prediction(s) to {out}")
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from rakuten_assets.defs import ingestion, resources, training
+from rakuten_assets.defs import automation, ingestion, monitoring, resources, training
 
 # Steps run in the run's own process: the work of a step takes seconds, while starting a
 # process per step (importing dagster and pandas again) costs ~7 s on a 2-core machine.
@@ -11,4 +11,6 @@ defs = dg.Definitions.merge(
     resources.defs,
     ingestion.defs,
     training.defs,
+    monitoring.defs,
+    automation.defs,
 )

@@ -54,6 +54,35 @@ class Settings(BaseSettings):
     min_weighted_f1: float = Field(
         default=0.70, description="Floor of the blocking check and of automatic promotion."
     )
+    # -- serving -----------------------------------------------------------------------------
+    reload_seconds: float = Field(
+        default=10.0, gt=0, description="How often each serving worker polls the production alias."
+    )
+    max_batch_items: int = Field(default=256, ge=1, description="Items of one batch request.")
+    max_text_chars: int = Field(default=10_000, ge=1, description="Characters of one field.")
+    api_key: str | None = Field(default=None, description="When set, /predict needs X-API-Key.")
+    top_k: int = Field(default=3, ge=1, le=27, description="Classes returned per prediction.")
+    inference_log_queue: int = Field(
+        default=10_000, ge=1, description="Predictions waiting to be logged before drops."
+    )
+    serve_batch_size: int = Field(
+        default=64, ge=1, description="Requests a worker gathers into one model call."
+    )
+    serve_batch_timeout_ms: float = Field(
+        default=1.0, gt=0, description="How long a worker waits to gather them."
+    )
+
+    # -- monitoring and automation ---------------------------------------------------------
+    pushgateway_url: str | None = Field(
+        default=None,
+        description="Prometheus Pushgateway for the rakuten_drift_* gauges; unset: no push.",
+    )
+    drift_window_hours: float = Field(
+        default=24.0, gt=0, description="Window of the inference log that drift_metrics reads."
+    )
+    drift_retrain_cooldown_hours: float = Field(
+        default=6.0, ge=0, description="Minimum time between two drift-triggered retrainings."
+    )
 
     @property
     def home_dir(self) -> Path:

@@ -34,6 +34,20 @@ ADMIN_URL = normalize_url(
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
+@pytest.fixture(autouse=True)
+def isolated_dagster_state_storage() -> Iterator[None]:
+    """Dagster keeps the current instance's definitions-state storage in a process-wide
+    ContextVar; an instance of one test exiting out of order (instance_for_test with
+    materializations and sensor contexts inside) can leave it pointing at a disposed
+    instance, and the next test resolving Definitions fails with "Attempted to resolve
+    undefined DagsterInstance weakref". Each test starts from the value it found."""
+    from dagster._core.storage.defs_state import base
+
+    token = base._current_storage.set(base._current_storage.get())
+    yield
+    base._current_storage.reset(token)
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """URL of a PostgreSQL database created for this test run and dropped after it."""

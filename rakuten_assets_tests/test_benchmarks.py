@@ -43,3 +43,36 @@ def test_bench_train_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert int(match.group(1)) == 3000
     assert float(match.group(4)) == pytest.approx(result["weighted_f1"], abs=1e-4)
     assert any(line.startswith("seed ") for line in output)
+
+
+@pytest.mark.slow
+def test_bench_drift_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rakuten_assets.benchmarks import drift
+
+    result = drift.main(["--smoke", "--data-dir", str(tmp_path / "data")])
+    output = capsys.readouterr().out.strip().splitlines()
+    match = re.fullmatch(r"bench-drift rows=(\d+) wall_s=([\d.]+)", output[-1])
+    assert match, output[-1]
+    assert int(match.group(1)) == 5000 == result["rows"]
+    assert float(match.group(2)) == pytest.approx(result["wall_s"], abs=1e-3)
+    assert any(line.startswith("target (100,000 rows): < 5 s: ") for line in output)
+    assert result["differences"] == [], "the naive baseline must compute the same statistics"
+
+
+@pytest.mark.slow
+def test_bench_serve_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rakuten_assets.benchmarks import serve
+
+    result = serve.main(["--smoke", "--data-dir", str(tmp_path / "data")])
+    output = capsys.readouterr().out.strip().splitlines()
+    match = re.fullmatch(
+        r"bench-serve c1_p50_ms=([\d.]+) c32_rps=([\d.]+) c32_p99_ms=([\d.]+) "
+        r"baseline_c32_rps=([\d.]+) ratio=([\d.]+) batch_items_per_s=([\d.]+)",
+        output[-1],
+    )
+    assert match, output[-1]
+    assert float(match.group(2)) == pytest.approx(result["c32_rps"], abs=1e-3)
+    assert result["c32_rps"] > 0 and result["baseline_c32_rps"] > 0
+    assert result["batch_items_per_s"] > 0
+    table = [line.split() for line in output if line.startswith(("litserve ", "baseline "))]
+    assert len(table) == 6 and all(row[-1] == "0" for row in table), "no request may fail"

@@ -45,7 +45,11 @@ def test_code_location_loads_with_the_fixed_names() -> None:
         "balanced_dataset",
         "trained_model",
         "registered_model_version",
+        "inference_log",
+        "drift_metrics",
     }
+    assert graph.get(dg.AssetKey("inference_log")).is_external
+    assert graph.get(dg.AssetKey("drift_metrics")).partitions_def is None
     partitions = graph.get(dg.AssetKey("products")).partitions_def
     assert partitions is not None
     assert partitions.get_partition_keys() == list(PARTITION_KEYS)
@@ -58,10 +62,17 @@ def test_code_location_loads_with_the_fixed_names() -> None:
         "enough_test_rows_per_class",
         "no_train_test_leak",
         "weighted_f1_above_floor",
+        "no_drift_detected",
     }
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"ingest", "train", "dataset"}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {
+        "ingest",
+        "train",
+        "dataset",
+        "drift",
+    }
     for key in graph.asset_check_keys:
-        assert graph.get_check_spec(key).blocking
+        # Data and model checks gate what follows; drift only warns.
+        assert graph.get_check_spec(key).blocking == (key.name != "no_drift_detected")
 
 
 @pytest.mark.slow

@@ -4,13 +4,6 @@ through it."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from rakuten_assets.benchmarks.processes import free_port, start_mlflow_server
 from rakuten_assets.defs import ingestion, training
 from rakuten_assets.defs.resources import (
     ChallengeFilesResource,
@@ -31,12 +25,6 @@ from rakuten_assets.ml.registry import ModelRegistry
 from rakuten_assets_tests.conftest import ADMIN_URL
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """`mlflow server` on 127.0.0.1 with its own PostgreSQL database; stopped afterwards."""
@@ -46,44 +34,15 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     backend = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     port = free_port()
-    log = open(tmp_path / "mlflow-server.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--backend-store-uri",
-            backend,
-            "--artifacts-destination",
-            (tmp_path / "artifacts").as_uri(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail((tmp_path / "mlflow-server.log").read_text()[-3000:])
-            time.sleep(1)
-        yield url
+        server = start_mlflow_server(
+            backend, tmp_path / "artifacts", port, tmp_path / "mlflow-server.log"
+        )
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
-        log.close()
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

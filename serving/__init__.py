@@ -1,0 +1,1 @@
+"""HTTP inference with LitServe: the production model of the MLflow registry, hot-reloaded."""

@@ -22,7 +22,11 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from rakuten_assets.data.categories import REAL_TRAIN_ROWS
-from rakuten_assets.data.challenge_files import challenge_files_present, read_training_set
+from rakuten_assets.data.challenge_files import (
+    X_TEST_FILE,
+    challenge_files_present,
+    read_training_set,
+)
 from rakuten_assets.data.partitions import PARTITION_KEYS, PartitionDelta, partition_delta
 from rakuten_assets.db.engine import connect, normalize_url
 from rakuten_assets.db.loader import load_partition, utcnow
@@ -114,13 +118,14 @@ def baseline_load(engine: Engine, delta: PartitionDelta) -> None:
         )
 
 
-def ensure_data(data_dir: Path, rows: int, seed: int) -> None:
-    if challenge_files_present(data_dir):
+def ensure_data(data_dir: Path, rows: int, seed: int, test_rows: int = 0) -> None:
+    """Generate the benchmark's data once (kept under .rakuten/bench between runs)."""
+    if challenge_files_present(data_dir) and (test_rows == 0 or (data_dir / X_TEST_FILE).exists()):
         return
     from rakuten_assets.data.synth.generator import SynthOptions, synthesize
 
     print(f"generating {rows:,} rows into {data_dir} (seed {seed}) ...", flush=True)
-    synthesize(data_dir, SynthOptions(rows=rows, test_rows=0, seed=seed))
+    synthesize(data_dir, SynthOptions(rows=rows, test_rows=test_rows, seed=seed))
 
 
 def run(rows: int, seed: int, data_dir: Path, admin_url: str) -> dict[str, float]:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, func, insert, select
 
 from rakuten_assets.data.challenge_files import LABELLED_COLUMNS
-from rakuten_assets.db.schema import categories, data_loads, products, products_history
+from rakuten_assets.db.schema import (
+    categories,
+    data_loads,
+    drift_reports,
+    inference_log,
+    products,
+    products_history,
+)
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -143,3 +151,58 @@ def partition_row_count(engine: Engine, partition_key: str) -> int:
     query = select(func.count()).where(products.c.partition_key == partition_key)
     with engine.connect() as connection:
         return int(connection.execute(query).scalar_one())
+
+
+def inference_log_frame(
+    engine: Engine, since: datetime | None = None, last_n: int | None = None
+) -> pd.DataFrame:
+    """Predictions served (oldest first), optionally since a time and/or only the last N."""
+    query = select(inference_log).order_by(inference_log.c.id.desc())
+    if since is not None:
+        query = query.where(inference_log.c.at >= since)
+    if last_n is not None:
+        query = query.limit(last_n)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()[::-1]
+    frame = pd.DataFrame(rows, columns=[c.name for c in inference_log.columns])
+    frame["at"] = [_as_utc(v) for v in frame["at"]]
+    return frame
+
+
+def export_inference_log(engine: Engine, path: Path) -> int:
+    """The seed's CSV: timestamp,designation,description,predicted_class,confidence,
+    model_version. Returns the number of rows."""
+    frame = inference_log_frame(engine)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = pd.DataFrame(
+        {
+            "timestamp": [at.strftime("%Y-%m-%d %H:%M:%S") for at in frame["at"]],
+            "designation": frame["designation"],
+            "description": frame["description"],
+            "predicted_class": frame["predicted_class"],
+            "confidence": frame["confidence"].round(6),
+            "model_version": frame["model_version"],
+        }
+    )
+    out.to_csv(path, index=False)
+    return len(out)
+
+
+def insert_drift_report(engine: Engine, values: dict[str, object]) -> int:
+    """Store one drift report (one transaction); returns its id."""
+    with engine.begin() as connection:
+        result = connection.execute(insert(drift_reports).values(**values))
+        return int(result.inserted_primary_key[0])
+
+
+def drift_reports_frame(engine: Engine, last_n: int | None = None) -> pd.DataFrame:
+    """Drift reports, oldest first (optionally only the last N)."""
+    query = select(drift_reports).order_by(drift_reports.c.id.desc())
+    if last_n is not None:
+        query = query.limit(last_n)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()[::-1]
+    frame = pd.DataFrame(rows, columns=[c.name for c in drift_reports.columns])
+    for column in ("computed_at", "window_start", "window_end"):
+        frame[column] = [_as_utc(v) for v in frame[column]]
+    return frame

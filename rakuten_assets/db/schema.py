@@ -121,3 +121,40 @@ model_promotions = Table(
     ),
     Index("ix_model_promotions_model_name_id", "model_name", "id"),
 )
+
+# Every prediction served, written asynchronously by the serving workers (monitoring reads it).
+inference_log = Table(
+    "inference_log",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("designation", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("predicted_class", Integer, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("latency_ms", Float, nullable=False),
+)
+
+# Every drift report of `drift_metrics` (the full report as JSON, headline numbers as columns).
+drift_reports = Table(
+    "drift_reports",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=True),
+    Column("window_end", DateTime(timezone=True), nullable=True),
+    Column("window_predictions", Integer, nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("verdict", String(20), nullable=False),
+    Column("psi_predicted_class", Float, nullable=True),
+    Column("js_predicted_class", Float, nullable=True),
+    Column("reasons", JSON, nullable=False),
+    Column("report", JSON, nullable=False),
+    Column("dagster_run_id", String(64), nullable=True),
+    CheckConstraint(
+        "verdict IN ('drift', 'no_drift', 'not_enough_data')", name="ck_drift_reports_verdict"
+    ),
+    Index("ix_drift_reports_computed_at", "computed_at"),
+)

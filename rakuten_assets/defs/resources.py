@@ -13,6 +13,7 @@ from rakuten_assets.data.challenge_files import TrainingSet, read_training_set
 from rakuten_assets.db.engine import connect
 from rakuten_assets.ml.registry import ModelRegistry
 from rakuten_assets.ml.tracking import ensure_experiment, run_url
+from rakuten_assets.monitoring.pushgateway import push_drift_gauges
 from rakuten_assets.settings import Settings
 
 
@@ -136,11 +137,30 @@ def mlflow_tracking_from_settings(settings: Settings | None = None) -> dg.Resour
     )
 
 
+class PushgatewayResource(dg.ConfigurableResource):
+    """The Prometheus Pushgateway that receives the rakuten_drift_* gauges (optional)."""
+
+    url: str | None = Field(
+        default=None, description="e.g. http://127.0.0.1:9091; empty: RAKUTEN_PUSHGATEWAY_URL."
+    )
+
+    def resolved_url(self) -> str | None:
+        return self.url or Settings().pushgateway_url
+
+    def push(self, gauges: list[tuple[str, dict[str, str], float]]) -> str | None:
+        """Push the gauges; returns the gateway's URL, or None when none is configured."""
+        url = self.resolved_url()
+        if url:
+            push_drift_gauges(url, gauges)
+        return url
+
+
 defs = dg.Definitions(
     resources={
         "database": DatabaseResource(),
         "challenge_files": ChallengeFilesResource(),
         "mlflow_registry": MlflowResource(),
         "mlflow_tracking": mlflow_tracking_from_settings(),
+        "pushgateway": PushgatewayResource(),
     }
 )

@@ -16,10 +16,11 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from sqlalchemy import Engine
 
 from rakuten_assets.db.queries import snapshot
-from rakuten_assets.ml.dataset import SplitParams, build_balanced_dataset
+from rakuten_assets.ml.dataset import BalancedDataset, SplitParams, build_balanced_dataset
 from rakuten_assets.ml.model import TrainingParams, listings, train
 from rakuten_assets.ml.tracking import MODEL_ARTIFACT, PREDICTIONS_ARTIFACT
 
@@ -61,19 +62,28 @@ def _differences(expected: pd.DataFrame, actual: pd.DataFrame) -> int:
     return int((merged["predicted_a"] != merged["predicted_b"]).sum())
 
 
-def reproduce_run(engine: Engine, tracking_uri: str, run_id: str) -> Reproduction:
-    client = MlflowClient(tracking_uri)
-    run = client.get_run(run_id)
+def rebuild_dataset(engine: Engine, run: Run) -> BalancedDataset:
+    """The exact training data of a run, from the audit trail and the run's params."""
     tags, params = run.data.tags, run.data.params
     if "data_load_id" not in tags:
-        raise ValueError(f"run {run_id} is not a training run of this project (no data_load_id)")
+        raise ValueError(
+            f"run {run.info.run_id} is not a training run of this project (no data_load_id)"
+        )
     load_id = int(tags["data_load_id"])
-    dataset = build_balanced_dataset(
+    return build_balanced_dataset(
         snapshot(engine, load_id=load_id),
         tags["partition"],
         load_id,
         split_params_from_mlflow(params),
     )
+
+
+def reproduce_run(engine: Engine, tracking_uri: str, run_id: str) -> Reproduction:
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    tags, params = run.data.tags, run.data.params
+    dataset = rebuild_dataset(engine, run)
+    load_id = dataset.load_id
     result = train(dataset, TrainingParams.from_mlflow_params(params))
     rebuilt = result.test_predictions[["productid", "predicted"]]
 

@@ -3,6 +3,7 @@ tags, the model in skops format)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import tempfile
@@ -20,11 +21,21 @@ from mlflow.types import ColSpec, Schema
 from rakuten_assets.ml.dataset import BalancedDataset
 from rakuten_assets.ml.model import TrainingResult, listings, model_card
 from rakuten_assets.ml.plots import confusion_matrix_png
+from rakuten_assets.monitoring.drift import ReferenceProfile, model_vocabulary, reference_profile
 
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"
 PREDICTIONS_ARTIFACT = "test_predictions.csv"
+REFERENCE_ARTIFACT = "reference_profile.json"
+
+
+def training_reference(dataset: BalancedDataset, pipeline: object) -> ReferenceProfile:
+    """The drift reference of a model: its training rows (before oversampling) and its
+    vocabulary."""
+    return reference_profile(dataset.train, model_vocabulary(pipeline), seed=dataset.params.seed)
+
+
 # Types beyond scikit-learn's that the model may contain; anything else refuses to log.
 TRUSTED_MODULE_PREFIXES = ("rakuten_assets.", "numpy.", "sklearn.", "builtins.", "scipy.")
 
@@ -126,6 +137,10 @@ def log_training_run(
         (directory / "model_card.md").write_text(model_card(result, dataset, data_version))
         result.test_predictions.to_csv(directory / PREDICTIONS_ARTIFACT, index=False)
         dataset.class_counts().to_csv(directory / "class_counts.csv")
+        # What drift monitoring compares live traffic with (rakuten_assets.monitoring).
+        (directory / REFERENCE_ARTIFACT).write_text(
+            json.dumps(training_reference(dataset, result.pipeline).to_dict())
+        )
         mlflow.log_artifacts(str(directory))
 
     example = listings(dataset.test.head(3)).astype(object)

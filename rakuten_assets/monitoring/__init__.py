@@ -1,0 +1,1 @@
+"""Monitoring logic with no Dagster import: drift statistics and test traffic."""

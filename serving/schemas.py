@@ -1,0 +1,54 @@
+"""Request and response models of the HTTP API (they make the OpenAPI page at /docs)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from rakuten_assets.settings import Settings
+
+_settings = Settings()
+MAX_TEXT = _settings.max_text_chars
+MAX_BATCH = _settings.max_batch_items
+
+Designation = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)
+]
+Description = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+
+
+class PredictRequest(BaseModel):
+    """One listing to classify."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "designation": "Piscine tubulaire ronde Intex 3,66 m avec pompe",
+                    "description": "<p>Piscine livrée avec pompe de filtration.</p>",
+                }
+            ]
+        },
+    )
+
+    designation: Designation = Field(description="Title of the listing (required, not empty).")
+    description: Description | None = Field(default=None, description="Description, may be HTML.")
+
+
+BatchRequest = Annotated[list[PredictRequest], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class ClassProbability(BaseModel):
+    prdtypecode: int
+    category: str
+    probability: float
+
+
+class Prediction(BaseModel):
+    prdtypecode: int = Field(description="Predicted product-type code.")
+    category: str = Field(description="Its name (French).")
+    confidence: float = Field(description="Probability of the predicted code.")
+    top_k: list[ClassProbability]
+    model_version: str = Field(description="Registry version of the model that answered.")
