@@ -15,12 +15,22 @@ RUN := $(BIN)/rakuten
 export DAGSTER_HOME := $(CURDIR)
 DATA_DIR := $(or $(RAKUTEN_DATA_DIR),data/raw)
 
-.PHONY: help setup install synth-data init-db load-data status generate-dataset train-model \
-        train-model-promote models mlflow-ui demo run-ui test test-fast lint format bench-ingest \
-        bench-train bench-serve bench-drift serve export-inference-log drift simulate-traffic clean
+# Ports of the local stack (make demo / start): override like `make demo SERVING_PORT=8080`.
+DAGSTER_PORT ?= 3000
+MLFLOW_PORT ?= 5000
+SERVING_PORT ?= 8000
+WORKERS ?= 2
+PORTS := --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT) --serving-port $(SERVING_PORT) \
+         --workers $(WORKERS)
+
+.PHONY: help setup install synth-data generate-data init-db load-data status generate-dataset \
+        train-model train-model-promote models mlflow-ui demo demo-stop start stop restart ps \
+        check-health logs logs-api logs-mlflow logs-dagster test-api run-ui test test-fast lint \
+        format bench bench-ingest bench-train bench-serve bench-drift serve export-inference-log \
+        drift simulate-traffic compose-config clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(CURDIR)/.rakuten/tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.rakuten/tools
@@ -40,6 +50,8 @@ setup: install .env ## Install, and write .env so plain `dagster dev` uses the p
 
 synth-data: install ## Generate the default data (84,916 + 13,812 listings, seed 42) into data/raw
 	$(RUN) synth
+
+generate-data: synth-data ## Same as synth-data
 
 $(DATA_DIR)/X_train_update.csv: | $(VENV)/.installed
 	$(RUN) synth
@@ -65,17 +77,47 @@ train-model-promote: install ## Train, then promote if the champion/challenger r
 models: install ## Registered model versions, aliases, metrics, production history
 	$(RUN) models
 
-mlflow-ui: install ## MLflow UI of the embedded store on http://127.0.0.1:5000
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.rakuten/mlflow.db \
-		--host 127.0.0.1 --port 5000
+mlflow-ui: install ## MLflow UI in the foreground (`make start` runs it in the background)
+	$(BIN)/mlflow server --backend-store-uri sqlite:///$(CURDIR)/.rakuten/mlflow.db \
+		--host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
-demo: setup init-db ## The main job: install, generate data, load 40%, train, promote
-	$(RUN) train --promote
-	$(RUN) status
-	$(RUN) models
+demo: setup ## THE main job: data, 040, a production model, then Dagster :3000, MLflow :5000, API :8000
+	$(RUN) demo $(PORTS)
 
-serve: install ## Serve the production model (LitServe) on http://127.0.0.1:8000 (/docs, /metrics)
-	$(RUN) serve --host 127.0.0.1 --port 8000 --workers $(or $(WORKERS),2)
+demo-stop: stop ## Stop what `make demo` started
+
+start: install ## Start Dagster UI, MLflow UI and the model server in the background
+	$(RUN) stack start $(PORTS)
+
+stop: install ## Stop the background services (by pid, with every process they started)
+	$(RUN) stack stop
+
+restart: install ## Stop, then start the background services
+	$(RUN) stack start --restart $(PORTS)
+
+ps: install ## The background services: pid, URL, health
+	$(RUN) stack ps
+
+check-health: install ## Ask each service's health endpoint (exit 1 when one is down)
+	$(RUN) stack health
+
+logs: install ## Last lines of every service's log (FOLLOW=1 to keep printing)
+	$(RUN) stack logs $(if $(FOLLOW),--follow)
+
+logs-api: install ## Last lines of the model server's log
+	$(RUN) stack logs serving $(if $(FOLLOW),--follow)
+
+logs-mlflow: install ## Last lines of the MLflow UI's log
+	$(RUN) stack logs mlflow $(if $(FOLLOW),--follow)
+
+logs-dagster: install ## Last lines of dagster dev's log
+	$(RUN) stack logs dagster $(if $(FOLLOW),--follow)
+
+test-api: install ## Check the running model server: health, info, predictions, bad input, metrics
+	$(RUN) test-api --url http://127.0.0.1:$(SERVING_PORT)
+
+serve: install ## Serve the production model in the foreground on :8000 (/docs, /metrics)
+	$(RUN) serve --host 127.0.0.1 --port $(SERVING_PORT) --workers $(WORKERS)
 
 export-inference-log: install ## Write the inference log to data/monitoring/inference_log.csv
 	$(RUN) export-inference-log
@@ -86,8 +128,8 @@ drift: install ## Materialize drift_metrics: live traffic vs the production mode
 simulate-traffic: install ## Send 500 requests to the server (SHIFT=none|length|category|language)
 	$(RUN) simulate-traffic --shift $(or $(SHIFT),none)
 
-run-ui: setup ## Start the Dagster UI (dagster dev) on http://127.0.0.1:3000
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+run-ui: setup ## The Dagster UI (dagster dev) in the foreground on http://127.0.0.1:3000
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 test: install ## Run the whole test suite (needs PostgreSQL at 127.0.0.1:5432)
 	$(BIN)/pytest
@@ -103,6 +145,12 @@ format: install ## Format and fix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+bench: bench-ingest bench-train bench-serve bench-drift ## Every benchmark, one after the other
+
+compose-config: install ## Validate deploy/docker-compose.yml with Docker Compose v2 (no daemon needed)
+	$(BIN)/docker-compose -f deploy/docker-compose.yml --env-file deploy/.env.example config --quiet
+	@echo "deploy/docker-compose.yml is valid"
+
 bench-ingest: install ## Benchmark loading 100% into PostgreSQL vs one INSERT at a time
 	$(BIN)/python -m rakuten_assets.benchmarks.ingest
 
@@ -115,6 +163,7 @@ bench-serve: install ## Load-test the server with wrk (c=1/8/32, batch) vs plain
 bench-drift: install ## Drift computation over 100,000 logged predictions vs a row-by-row version
 	$(BIN)/python -m rakuten_assets.benchmarks.drift
 
-clean: ## Remove the embedded databases, Dagster and MLflow storage, generated data (not .venv)
+clean: ## Stop the services, remove the embedded databases, Dagster/MLflow storage, generated data
+	-@[ -x $(RUN) ] && $(RUN) stack stop
 	rm -rf .rakuten/dagster .rakuten/rakuten.db* .rakuten/mlflow.db .rakuten/mlartifacts \
-		.rakuten/bench data/raw
+		.rakuten/bench .rakuten/run .rakuten/logs .rakuten/serving data/raw data/monitoring

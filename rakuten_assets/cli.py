@@ -28,7 +28,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)  # long lines stay whole in logs and pipes
 errors = Console(stderr=True)
 
 
@@ -631,6 +631,247 @@ def export_inference_log(
 
     rows = export(_engine(), out)
     console.print(f"wrote {rows:,} prediction(s) to {out}")
+
+
+# -- the local stack: Dagster UI, MLflow UI and model server in the background ----------------
+
+stack_app = typer.Typer(
+    help="The demo's background services: Dagster UI (dagster dev), MLflow UI, model server.",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
+
+ServicesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="dagster, mlflow and/or serving (default: all).", show_default=False),
+]
+DagsterPort = Annotated[int, typer.Option(help="Port of the Dagster UI.")]
+MlflowPort = Annotated[int, typer.Option(help="Port of the MLflow UI.")]
+ServingPort = Annotated[int, typer.Option(help="Port of the model server.")]
+Workers = Annotated[int, typer.Option(help="Inference workers of the model server.", min=1)]
+
+
+def _local_stack(
+    dagster_port: int = 3000, mlflow_port: int = 5000, serving_port: int = 8000, workers: int = 2
+) -> Any:
+    from rakuten_assets.local_stack import LocalStack, StackPorts, service_specs
+
+    settings = Settings()
+    specs = service_specs(
+        tracking_uri=settings.resolved_mlflow_tracking_uri,
+        project_dir=Path.cwd(),
+        dagster_home=ensure_dagster_home(),
+        ports=StackPorts(dagster_port, mlflow_port, serving_port),
+        serving_workers=workers,
+    )
+    return LocalStack(specs, settings.home_dir)
+
+
+def _selected(stack: Any, names: list[str] | None) -> list[str]:
+    chosen = names or list(stack.specs)
+    unknown = [name for name in chosen if name not in stack.specs]
+    if unknown:
+        raise fail(f"unknown service(s) {', '.join(unknown)}: choose from {', '.join(stack.specs)}")
+    return chosen
+
+
+# Start-up budgets: dagster dev loads the code location; the server loads the model.
+STARTUP_SECONDS = {"dagster": 240.0, "mlflow": 120.0, "serving": 240.0}
+
+
+def _start_services(stack: Any, names: list[str]) -> None:
+    from rakuten_assets.local_stack import StackError
+
+    try:
+        for name in names:
+            pid, started = stack.start(name)
+            verb = "started" if started else "already running,"
+            console.print(f"{name}: {verb} pid {pid}, log {stack.log_path(name)}", highlight=False)
+        for name in names:
+            with console.status(f"waiting for {name} at {stack.url(name)} ..."):
+                detail = stack.wait_healthy(name, STARTUP_SECONDS[name])
+            console.print(f"{name}: [green]healthy[/] at {stack.url(name)} ({detail})")
+    except StackError as error:
+        raise fail(str(error)) from None
+
+
+@stack_app.command("start")
+def stack_start(
+    services: ServicesArg = None,
+    dagster_port: DagsterPort = 3000,
+    mlflow_port: MlflowPort = 5000,
+    serving_port: ServingPort = 8000,
+    workers: Workers = 2,
+    restart: Annotated[bool, typer.Option(help="Stop running ones first (make restart).")] = False,
+) -> None:
+    """Start the services in the background (those already running are left alone)."""
+    from rakuten_assets.local_stack import StackError
+
+    stack = _local_stack(dagster_port, mlflow_port, serving_port, workers)
+    names = _selected(stack, services)
+    if restart:
+        try:
+            for name in names:
+                stack.stop(name)
+        except StackError as error:
+            raise fail(str(error)) from None
+    _start_services(stack, names)
+
+
+@stack_app.command("stop")
+def stack_stop(services: ServicesArg = None) -> None:
+    """Stop the services this project started (by pid), and every process they started."""
+    from rakuten_assets.local_stack import StackError
+
+    stack = _local_stack()
+    for name in _selected(stack, services):
+        try:
+            stopped = stack.stop(name)
+        except StackError as error:
+            raise fail(str(error)) from None
+        console.print(f"{name}: {'stopped' if stopped else 'was not running'}")
+
+
+def _states(stack: Any) -> list[Any]:
+    return [stack.state(name) for name in stack.specs]
+
+
+@stack_app.command("ps")
+def stack_ps(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Each service: pid, URL, health."""
+    states = _states(_local_stack())
+    if as_json:
+        sys.stdout.write(json.dumps([s.as_dict() for s in states], indent=2) + "\n")
+        return
+    table = Table(title="local stack")
+    for column in ("service", "pid", "url", "health", "what it is"):
+        table.add_column(column)
+    for s in states:
+        health = "[green]healthy[/]" if s.healthy else f"[red]down[/] {s.detail}"
+        table.add_row(s.name, str(s.pid or "-"), s.url, health, s.title)
+    console.print(table)
+
+
+@stack_app.command("health")
+def stack_health() -> None:
+    """Ask each service's health endpoint; exit 1 when one is not healthy."""
+    states = _states(_local_stack())
+    for s in states:
+        mark = "[green]ok[/]  " if s.healthy else "[red]FAIL[/]"
+        console.print(f"{mark} {s.name:<8} {s.url:<24} {s.detail}", highlight=False)
+    if not all(s.healthy for s in states):
+        raise fail("not every service is healthy: `rakuten stack logs NAME` shows why")
+
+
+@stack_app.command("logs")
+def stack_logs(
+    services: ServicesArg = None,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="Lines per service.")] = 40,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing.")] = False,
+) -> None:
+    """The last lines of the services' logs (under .rakuten/logs)."""
+    stack = _local_stack()
+    names = _selected(stack, services)
+    paths = [stack.log_path(name) for name in names]
+    if follow:
+        existing = [str(path) for path in paths if path.exists()]
+        if not existing:
+            raise fail("no log yet: start the services first (`make start`)")
+        os.execvp("tail", ["tail", "-n", str(lines), "-F", *existing])
+    for name in names:
+        console.rule(f"{name} ({stack.log_path(name)})")
+        console.print(stack.log_tail(name, lines), highlight=False, markup=False)
+
+
+def _print_api_report(report: Any) -> None:
+    for check in report.checks:
+        mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
+        console.print(f"{mark} {check.name:<44} {check.detail}", highlight=False)
+
+
+@app.command("test-api")
+def test_api(
+    url: Annotated[str, typer.Option(help="Base URL of the model server.")] = (
+        "http://127.0.0.1:8000"
+    ),
+) -> None:
+    """Check the model server end to end: health, info, predictions, bad input, metrics."""
+    from rakuten_assets.api_check import check_api
+
+    report = check_api(url, Settings().api_key)
+    _print_api_report(report)
+    if not report.ok:
+        raise fail(f"the API at {url} failed {sum(not c.ok for c in report.checks)} check(s)")
+
+
+@app.command()
+def demo(
+    rows: Annotated[int, typer.Option(help="Listings to generate when data/raw is empty.")] = (
+        84_916
+    ),
+    test_rows: Annotated[int, typer.Option(help="Unlabelled listings to generate.")] = 13_812,
+    dagster_port: DagsterPort = 3000,
+    mlflow_port: MlflowPort = 5000,
+    serving_port: ServingPort = 8000,
+    workers: Workers = 2,
+) -> None:
+    """The whole platform on this machine: data, 040, a production model, the three UIs/APIs.
+
+    Safe to run again: every step that is already done is skipped."""
+    from rakuten_assets.api_check import check_api
+    from rakuten_assets.data.categories import category_name
+    from rakuten_assets.data.challenge_files import challenge_files_present
+
+    settings = Settings()
+    console.rule("1/5 data")
+    if challenge_files_present(settings.data_dir):
+        console.print(f"challenge files found in {settings.data_dir}/: using them")
+    else:
+        synth(rows=rows, test_rows=test_rows, seed=42, out=settings.data_dir)
+    console.rule("2/5 database and partition 040")
+    init_db(reload=False)
+    console.rule("3/5 a production model")
+    production = _registry().production()
+    if production is not None:
+        console.print(f"{settings.model_name} v{production.version} is production already")
+    else:
+        train_command(promote=True)
+        if _registry().production() is None:
+            raise fail("the trained model was not promoted (see `rakuten models`)")
+    console.rule("4/5 services")
+    stack = _local_stack(dagster_port, mlflow_port, serving_port, workers)
+    _start_services(stack, list(stack.specs))
+    console.rule("5/5 a few predictions")
+    report = check_api(stack.url("serving"), settings.api_key)
+    _print_api_report(report)
+    for listing, answer in report.predictions:
+        console.print(
+            f"  {str(listing['designation'])[:58]:<58} -> {answer['prdtypecode']} "
+            f"{category_name(answer['prdtypecode'])} ({answer['confidence']:.2f})",
+            highlight=False,
+        )
+    if not report.ok:
+        raise fail("the model server does not answer as it should (`make logs-api`)")
+    mlflow_url = stack.url("mlflow") if "mlflow" in stack.specs else settings.mlflow_ui_url
+    dagster_url = stack.url("dagster")
+    serving_url = stack.url("serving")
+    console.rule("ready")
+    console.print(
+        f"""[bold]Dagster UI[/]   {dagster_url}   asset graph, partitions, runs, sensors
+[bold]MLflow UI[/]    {mlflow_url}   runs, metrics, model registry ({settings.model_name})
+[bold]Model API[/]    {serving_url}/docs   /predict, /health, /info, /metrics
+
+What to try next:
+  rakuten load-data                 load +3%: the sensor retrains and may promote a new version
+  rakuten simulate-traffic --shift category && rakuten drift
+                                    drifted traffic, then a drift report (and a retraining)
+  curl -s {serving_url}/predict -H 'content-type: application/json' \\
+       -d '{{"designation": "Lot de 3 coussins déhoussables 45x45"}}'
+  make ps | make check-health | make logs | make demo-stop""",
+        highlight=False,
+    )
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rakuten_assets.http_json import http
+from rakuten_assets.local_stack import descendants, process_start_time
 
 __all__ = [
     "BIN",
@@ -20,11 +21,29 @@ __all__ = [
     "descendants",
     "free_port",
     "http",
+    "run_rakuten",
     "start_mlflow_server",
     "wait_until",
 ]
 
 BIN = Path(sys.executable).parent
+
+
+def run_rakuten(cwd: Path, env: dict[str, str], *args: str, timeout: float = 900) -> str:
+    """Run the venv's `rakuten` as a user would; its stdout (AssertionError when it fails)."""
+    result = subprocess.run(
+        [str(BIN / "rakuten"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, (
+        f"`rakuten {' '.join(args)}` exited with {result.returncode}:\n"
+        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    return result.stdout
 
 
 def free_port() -> int:
@@ -108,30 +127,5 @@ def start_mlflow_server(backend: str, artifacts: Path, port: int, log: Path) -> 
     return service
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: set[int] = set()
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
 def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    return process_start_time(pid) is not None
