@@ -267,6 +267,9 @@ class LocalStack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # Started from `cmd &` or nohup, a child inherits ignored SIGINT/SIGTERM and
+                # could then only be killed; `stop` relies on them.
+                preexec_fn=_default_signals,
             )
         record = {
             "pid": process.pid,
@@ -351,6 +354,11 @@ class LocalStack:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _identified(pids: set[int]) -> dict[int, int | None]:

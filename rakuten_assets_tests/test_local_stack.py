@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -89,6 +90,26 @@ def test_start_is_idempotent_and_stop_ends_every_process(stack: LocalStack) -> N
     assert not stack.stop("web")  # stopping again is a no-op
 
 
+def test_services_do_not_inherit_ignored_signals(stack: LocalStack) -> None:
+    """Started from `make demo &` (SIGINT ignored) or a caller ignoring SIGTERM, the services
+    still get the default handlers, so `stop` ends them with SIGTERM, not by force."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        pid, _ = stack.start("web")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    stack.wait_healthy("web", 30)
+    ignored = int(
+        next(
+            line.split()[1]
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("SigIgn:")
+        ),
+        16,
+    )
+    assert not ignored & (1 << (signal.SIGTERM - 1)) and not ignored & (1 << (signal.SIGINT - 1))
+
+
 def test_a_service_that_ignores_sigterm_is_killed(stack: LocalStack) -> None:
     pid, _ = stack.start("stubborn")
     stack.wait_healthy("stubborn", 30)
@@ -122,7 +143,7 @@ def test_a_port_taken_by_someone_else_is_a_clear_error(stack: LocalStack) -> Non
         state = stack.state("web")
         assert not state.running and "this project did not start" in state.detail
     finally:
-        other.terminate()
+        other.kill()  # not under test: no need for a graceful stop
         other.wait(10)
 
 
