@@ -6,7 +6,6 @@ it checks the HTTP contract as a client sees it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,10 +54,6 @@ class ApiReport:
         return all(check.ok for check in self.checks)
 
 
-def _headers(api_key: str | None) -> dict[str, str]:
-    return {"X-API-Key": api_key} if api_key else {}
-
-
 def _valid_answer(answer: Any) -> bool:
     return (
         isinstance(answer, dict)
@@ -73,7 +68,6 @@ def check_api(
     url: str,
     api_key: str | None = None,
     listings: tuple[dict[str, str | None], ...] = SAMPLE_LISTINGS,
-    on_check: Callable[[Check], None] = lambda check: None,
 ) -> ApiReport:
     """Health, info, one prediction, a batch, a refused bad request and the metrics page."""
     base = url.rstrip("/")
@@ -81,9 +75,7 @@ def check_api(
     predictions: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
     def record(name: str, ok: bool, detail: str) -> None:
-        check = Check(name, ok, detail)
-        checks.append(check)
-        on_check(check)
+        checks.append(Check(name, ok, detail))
 
     def request(method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
         try:
@@ -110,7 +102,7 @@ def check_api(
         if isinstance(body, dict)
         else f"HTTP {status}: {body}",
     )
-    headers = _headers(api_key)
+    headers = {"X-API-Key": api_key} if api_key else {}
     status, body = request("POST", "/predict", listings[0], headers=headers)
     record(
         "POST /predict",

@@ -6,9 +6,11 @@ run shows in the UI (`dagster dev`) exactly like a run launched from there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -679,20 +681,28 @@ def _selected(stack: Any, names: list[str] | None) -> list[str]:
 STARTUP_SECONDS = {"dagster": 240.0, "mlflow": 120.0, "serving": 240.0}
 
 
-def _start_services(stack: Any, names: list[str]) -> None:
+@contextlib.contextmanager
+def _stack_errors() -> Iterator[None]:
+    """A service that cannot start or stop: its message, exit 1."""
     from rakuten_assets.local_stack import StackError
 
     try:
+        yield
+    except StackError as error:
+        raise fail(str(error)) from None
+
+
+def _start_services(stack: Any, names: list[str]) -> None:
+    with _stack_errors():
         for name in names:
             pid, started = stack.start(name)
             verb = "started" if started else "already running,"
             console.print(f"{name}: {verb} pid {pid}, log {stack.log_path(name)}", highlight=False)
         for name in names:
-            with console.status(f"waiting for {name} at {stack.url(name)} ..."):
+            url = stack.url(name)
+            with console.status(f"waiting for {name} at {url} ..."):
                 detail = stack.wait_healthy(name, STARTUP_SECONDS[name])
-            console.print(f"{name}: [green]healthy[/] at {stack.url(name)} ({detail})")
-    except StackError as error:
-        raise fail(str(error)) from None
+            console.print(f"{name}: [green]healthy[/] at {url} ({detail})")
 
 
 @stack_app.command("start")
@@ -705,30 +715,22 @@ def stack_start(
     restart: Annotated[bool, typer.Option(help="Stop running ones first (make restart).")] = False,
 ) -> None:
     """Start the services in the background (those already running are left alone)."""
-    from rakuten_assets.local_stack import StackError
-
     stack = _local_stack(dagster_port, mlflow_port, serving_port, workers)
     names = _selected(stack, services)
     if restart:
-        try:
+        with _stack_errors():
             for name in names:
                 stack.stop(name)
-        except StackError as error:
-            raise fail(str(error)) from None
     _start_services(stack, names)
 
 
 @stack_app.command("stop")
 def stack_stop(services: ServicesArg = None) -> None:
     """Stop the services this project started (by pid), and every process they started."""
-    from rakuten_assets.local_stack import StackError
-
     stack = _local_stack()
     for name in _selected(stack, services):
-        try:
+        with _stack_errors():
             stopped = stack.stop(name)
-        except StackError as error:
-            raise fail(str(error)) from None
         console.print(f"{name}: {'stopped' if stopped else 'was not running'}")
 
 
@@ -821,7 +823,6 @@ def demo(
 
     Safe to run again: every step that is already done is skipped."""
     from rakuten_assets.api_check import check_api
-    from rakuten_assets.data.categories import category_name
     from rakuten_assets.data.challenge_files import challenge_files_present
 
     settings = Settings()
@@ -849,7 +850,7 @@ def demo(
     for listing, answer in report.predictions:
         console.print(
             f"  {str(listing['designation'])[:58]:<58} -> {answer['prdtypecode']} "
-            f"{category_name(answer['prdtypecode'])} ({answer['confidence']:.2f})",
+            f"{answer['category']} ({answer['confidence']:.2f})",
             highlight=False,
         )
     if not report.ok:
@@ -864,8 +865,8 @@ def demo(
 [bold]Model API[/]    {serving_url}/docs   /predict, /health, /info, /metrics
 
 What to try next:
-  rakuten load-data                 load +3%: the sensor retrains and may promote a new version
-  rakuten simulate-traffic --shift category && rakuten drift
+  make load-data                    load +3%: the sensor retrains and may promote a new version
+  make simulate-traffic SHIFT=category && make drift
                                     drifted traffic, then a drift report (and a retraining)
   curl -s {serving_url}/predict -H 'content-type: application/json' \\
        -d '{{"designation": "Lot de 3 coussins déhoussables 45x45"}}'

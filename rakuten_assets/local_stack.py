@@ -17,13 +17,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rakuten_assets.http_json import http
-
-SERVICE_NAMES = ("dagster", "mlflow", "serving")
 
 
 class StackError(RuntimeError):
@@ -51,12 +50,15 @@ class ServiceState:
     title: str
     url: str
     pid: int | None
-    running: bool
     healthy: bool
     detail: str
 
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {**asdict(self), "running": self.running}
 
 
 @dataclass(frozen=True)
@@ -209,30 +211,27 @@ class LocalStack:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def _record(self, name: str) -> dict[str, object] | None:
+    def _live_record(self, name: str) -> dict[str, Any] | None:
+        """The record of our running process for `name`; a stale one is removed."""
+        path = self._pidfile(name)
         try:
-            return json.loads(self._pidfile(name).read_text())
+            record = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
+        if process_start_time(int(record["pid"])) != record.get("start_time"):
+            path.unlink(missing_ok=True)  # it died, and the pid may belong to someone else now
+            return None
+        return record
+
+    def running_pid(self, name: str) -> int | None:
+        """The pid of our process for `name`, if it still runs."""
+        record = self._live_record(name)
+        return None if record is None else int(record["pid"])
 
     def url(self, name: str) -> str:
         """Where the service listens: as recorded at its start, else as configured."""
-        record = self._record(name)
-        if record and self.running_pid(name) is not None:
-            return str(record["url"])
-        return self._spec(name).url
-
-    def running_pid(self, name: str) -> int | None:
-        """The pid of our process for `name`, if it still runs (a stale record is removed)."""
-        path = self._pidfile(name)
-        record = self._record(name)
-        if record is None:
-            return None
-        pid = int(record["pid"])  # type: ignore[call-overload]
-        if process_start_time(pid) != record.get("start_time"):
-            path.unlink(missing_ok=True)  # it died, and the pid may belong to someone else now
-            return None
-        return pid
+        record = self._live_record(name)
+        return record["url"] if record else self._spec(name).url
 
     def _spec(self, name: str) -> ServiceSpec:
         try:
@@ -288,35 +287,29 @@ class LocalStack:
         pid = self.running_pid(name)
         if pid is None:
             return False
-        members = _identified({pid} | descendants(pid) | group_members(pid))
-        _signal_group(pid, members, signal.SIGTERM)
-        if not _wait_gone(members, timeout):
-            # dagster dev's children do not always honour SIGTERM while busy.
-            _signal_group(pid, members, signal.SIGKILL)
-        # Whatever is left in the group or started meanwhile (a run the daemon was launching).
-        members.update(_identified(group_members(pid)))
-        _signal_group(pid, members, signal.SIGKILL)
-        if not _wait_gone(members, 10):
+        if not stop_process_tree(pid, timeout):
             raise StackError(f"{name} (pid {pid}) did not stop; see {self.log_path(name)}")
         self._pidfile(name).unlink(missing_ok=True)
         return True
 
     def state(self, name: str) -> ServiceState:
         spec = self._spec(name)
-        pid = self.running_pid(name)
-        healthy, detail = self.probe(name)
-        healthy = healthy and pid is not None
-        if pid is None and port_in_use(spec.host, spec.port):
-            detail = f"port taken by a process this project did not start ({detail})"
-        elif pid is None:
-            detail = "not running"
-        return ServiceState(name, spec.title, self.url(name), pid, pid is not None, healthy, detail)
+        record = self._live_record(name)
+        if record is None:
+            taken = port_in_use(spec.host, spec.port)
+            detail = (
+                f"port taken by a process this project did not start ({self._probe(spec)[1]})"
+                if taken
+                else "not running"
+            )
+            return ServiceState(name, spec.title, spec.url, None, False, detail)
+        healthy, detail = self._probe(spec, record["url"])
+        return ServiceState(name, spec.title, record["url"], record["pid"], healthy, detail)
 
-    def probe(self, name: str) -> tuple[bool, str]:
+    def _probe(self, spec: ServiceSpec, url: str | None = None) -> tuple[bool, str]:
         """(healthy, what the health endpoint said)."""
-        spec = self._spec(name)
         try:
-            status, body = http("GET", self.url(name) + spec.health_path, timeout=5)
+            status, body = http("GET", (url or spec.url) + spec.health_path, timeout=5)
         except OSError as error:
             return False, f"no answer ({getattr(error, 'reason', error)})"
         if isinstance(body, dict):
@@ -325,23 +318,18 @@ class LocalStack:
             said = str(body).strip()[:120]
         return status == 200, f"HTTP {status} {said}".strip()
 
-    def wait_healthy(
-        self,
-        name: str,
-        timeout: float,
-        on_wait: Callable[[str], None] | None = None,
-    ) -> str:
+    def wait_healthy(self, name: str, timeout: float) -> str:
         """Wait until the health endpoint answers 200; raise with the log's tail otherwise."""
+        spec = self._spec(name)
         deadline = time.monotonic() + timeout
         detail = ""
         while time.monotonic() < deadline:
-            healthy, detail = self.probe(name)
+            record = self._live_record(name)
+            if record is None:
+                raise StackError(f"{name} exited during start-up:\n{self.log_tail(name)}")
+            healthy, detail = self._probe(spec, record["url"])
             if healthy:
                 return detail
-            if self.running_pid(name) is None:
-                raise StackError(f"{name} exited during start-up:\n{self.log_tail(name)}")
-            if on_wait:
-                on_wait(detail)
             time.sleep(1)
         raise StackError(
             f"{name} is not healthy after {timeout:.0f} s (last answer: {detail}); "
@@ -356,6 +344,20 @@ class LocalStack:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def stop_process_tree(leader: int, timeout: float) -> bool:
+    """End a process group started with start_new_session, its descendants that left the
+    group, and whatever the group still holds when the leader is gone (`dagster dev` exits on
+    SIGTERM while a run it launched goes on): SIGTERM, then SIGKILL after `timeout`.
+    True when nothing is left."""
+    members = _identified({leader} | descendants(leader) | group_members(leader))
+    _signal_group(leader, members, signal.SIGTERM)
+    _wait_gone(members, timeout)
+    # Whatever ignored SIGTERM, or was started meanwhile (a run the daemon was launching).
+    members.update(_identified(group_members(leader)))
+    _signal_group(leader, members, signal.SIGKILL)
+    return _wait_gone(members, 10)
+
+
 def _default_signals() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_DFL)
@@ -366,26 +368,27 @@ def _identified(pids: set[int]) -> dict[int, int | None]:
     return {pid: process_start_time(pid) for pid in pids}
 
 
+def _alive(members: dict[int, int | None]) -> list[int]:
+    return [
+        pid
+        for pid, started in members.items()
+        if started is not None and process_start_time(pid) == started
+    ]
+
+
 def _signal_group(leader: int, members: dict[int, int | None], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(leader, sig)
-    for pid, started in members.items():  # also those that moved to a session of their own
-        if started is not None and process_start_time(pid) == started:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
+    for pid in _alive(members):  # also those that moved to a session of their own
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def _wait_gone(members: dict[int, int | None], timeout: float) -> bool:
+    """Zombies count as gone: their parent reaps them (and keeps their exit status)."""
     deadline = time.monotonic() + timeout
-    while True:
-        for pid in members:
-            with contextlib.suppress(ChildProcessError):  # reap our own children (tests)
-                os.waitpid(pid, os.WNOHANG)
-        if all(
-            started is None or process_start_time(pid) != started
-            for pid, started in members.items()
-        ):
-            return True
+    while _alive(members):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.2)
+    return True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rakuten_assets.http_json import http
-from rakuten_assets.local_stack import descendants, process_start_time
+from rakuten_assets.local_stack import descendants, process_start_time, stop_process_tree
 
 __all__ = [
     "BIN",
@@ -87,14 +86,10 @@ class Service:
     def log(self, tail: int = 4000) -> str:
         return self.log_path.read_text()[-tail:]
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        if self.alive():
-            os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM the group, SIGKILL what is left after `timeout`; the leader's exit status."""
+        stop_process_tree(self.process.pid, timeout)  # the unreaped leader keeps its pid ours
+        self.process.wait(10)
         self._log.close()
         return self.process.returncode
 
