@@ -215,7 +215,8 @@ def status_report(engine: Any) -> dict[str, Any]:
     from rakuten_assets.db.queries import class_counts, load_history
 
     history = load_history(engine)
-    loaded = set(history["partition_key"])
+    # a reverted load (a blocking check failed after it) leaves its partition unloaded
+    loaded = set(history.loc[history["status"] == "completed", "partition_key"])
     loaded_keys = [key for key in PARTITION_KEYS if key in loaded]
     percentage = 0
     for key in PARTITION_KEYS:
@@ -414,14 +415,33 @@ def _actor() -> str:
 def promote(
     version: Annotated[str, typer.Argument(help="Model version to make production.")],
     reason: Annotated[str, typer.Option(help="Why (recorded).")] = "forced from the CLI",
+    allow_below_floor: Annotated[
+        bool,
+        typer.Option(
+            "--allow-below-floor",
+            help="Promote even if the version's weighted F1 is under RAKUTEN_MIN_WEIGHTED_F1 "
+            "(the override is recorded in the reason).",
+        ),
+    ] = False,
 ) -> None:
-    """Make a model version production (forced, recorded in model_promotions)."""
+    """Make a model version production (forced, recorded in model_promotions).
+
+    A version whose weighted F1 is under the floor is refused without --allow-below-floor.
+    """
     from rakuten_assets.ml.registry import RegistryError
 
     try:
-        event = _registry().force_promote(version, _actor(), reason)
+        event = _registry().force_promote(
+            version, _actor(), reason, allow_below_floor=allow_below_floor
+        )
     except RegistryError as error:
         raise fail(str(error)) from None
+    if allow_below_floor and "allowed below the floor" in event.reason:
+        errors.print(
+            f"[bold yellow]warning:[/] v{event.version} is under the weighted-F1 floor; "
+            "promoted because of --allow-below-floor (recorded)",
+            highlight=False,
+        )
     console.print(
         f"production is now v{event.version} (was v{event.previous_version or '-'}), "
         f"recorded as {event.actor} at {event.at.isoformat(timespec='seconds')}"

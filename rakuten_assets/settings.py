@@ -6,6 +6,7 @@ against the current directory: run commands from the repository root (the Makefi
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -116,3 +117,18 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Settings of this process (read once; tests build `Settings(...)` directly)."""
     return Settings()
+
+
+# `scheme://user:password@host` and `password=...`-style query parameters: what an exception
+# text or a URL may carry that must never reach a log, a health answer or a state file.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^\s/'\"]+@")
+_SECRET_PARAMETERS = re.compile(
+    r"(?P<key>\b(?:password|passwd|pwd|token|secret|api[_-]?key|access[_-]?key)=)[^\s&'\"]+",
+    re.IGNORECASE,
+)
+
+
+def mask_credentials(text: str) -> str:
+    """`text` with the credentials of every URL (and secret query parameters) replaced by ***."""
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return _SECRET_PARAMETERS.sub(r"\g<key>***", text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -69,16 +69,27 @@ def postgres_database() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture
-def postgres_url(postgres_database: str) -> str:
-    """A PostgreSQL URL whose search_path is a schema of its own, for one test."""
+def new_schema_url(database: str) -> str:
+    """A URL of `database` whose search_path is a new schema of its own."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_database, isolation_level="AUTOCOMMIT")
+    admin = create_engine(database, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     admin.dispose()
-    url = make_url(postgres_database).update_query_dict({"options": f"-csearch_path={schema}"})
+    url = make_url(database).update_query_dict({"options": f"-csearch_path={schema}"})
     return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """A PostgreSQL URL whose search_path is a schema of its own, for one test."""
+    return new_schema_url(postgres_database)
+
+
+@pytest.fixture(scope="session")
+def postgres_schemas(postgres_database: str) -> Callable[[], str]:
+    """Makes PostgreSQL URLs with schemas of their own, for fixtures wider than one test."""
+    return lambda: new_schema_url(postgres_database)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -4,9 +4,11 @@
   with the model's own predictions of generated traffic, the real Pushgateway; no drift on
   unshifted traffic, drift on category-shifted traffic (stored in `drift_reports`, the
   non-blocking check fails, the gauges reach the gateway);
-- the sensors: a new `products` partition triggers its training (once); drift triggers a
-  retraining of the latest loaded partition; the cooldown holds;
+- the sensors: a new `products` partition triggers its training (once, after its loading run
+  has finished); drift triggers a retraining of the latest loaded partition; the cooldown holds;
 - the weekly load schedule asks for the next partition;
+- blocking checks block: a partition the loader refuses writes nothing, and a load whose
+  blocking check fails after the commit is reverted; neither is trained nor counted as loaded;
 - the drift reference falls back to the audit trail for a run without its artifact.
 """
 
@@ -27,12 +29,20 @@ import pytest
 from sqlalchemy import Engine
 
 from rakuten_assets.benchmarks.processes import Service, free_port, http
-from rakuten_assets.data.partitions import partition_rows
+from rakuten_assets.data.partitions import PartitionDelta, partition_rows
+from rakuten_assets.db import loader
 from rakuten_assets.db.engine import connect
-from rakuten_assets.db.loader import load_partition
-from rakuten_assets.db.queries import drift_reports_frame, snapshot
-from rakuten_assets.defs import automation
+from rakuten_assets.db.loader import load_partition, loaded_partitions
+from rakuten_assets.db.queries import (
+    current_products,
+    drift_reports_frame,
+    latest_load_id,
+    load_history,
+    snapshot,
+)
+from rakuten_assets.defs import automation, ingestion, training
 from rakuten_assets.defs.monitoring import DRIFT_CHECK, drift_metrics
+from rakuten_assets.defs.partitions import products_partitions
 from rakuten_assets.defs.resources import DatabaseResource, MlflowResource, PushgatewayResource
 from rakuten_assets.ml.dataset import SplitParams, build_balanced_dataset
 from rakuten_assets.ml.inference import compile_pipeline
@@ -42,8 +52,18 @@ from rakuten_assets.ml.tracking import REFERENCE_ARTIFACT, ensure_experiment, lo
 from rakuten_assets.monitoring.reference import load_reference
 from rakuten_assets.monitoring.traffic import shifted_requests
 from rakuten_assets_tests.test_deploy_configs import binary
+from rakuten_assets_tests.test_loader import HASHES
+from rakuten_assets_tests.test_loader import delta as partition_of
+from rakuten_assets_tests.test_loader import listings as small_listings
 from rakuten_assets_tests.test_monitoring_stack import started
 from serving.inference_log import InferenceLogWriter, LoggedPrediction
+
+
+def load_partitions(engine: Engine, *keys: str) -> None:
+    """Load partitions of generated listings into the project database (the loader's way)."""
+    frame = small_listings()
+    for key in keys:
+        load_partition(engine, key, partition_of(frame, key), HASHES)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +165,8 @@ def test_drift_metrics_end_to_end_and_the_retrain_sensor(
 ) -> None:
     monkeypatch.setenv("RAKUTEN_DRIFT_RETRAIN_COOLDOWN_HOURS", "6")
     engine = connect(production["database_url"])
+    load_partitions(engine, "040", "043")
+    database = {"database": DatabaseResource(url=production["database_url"])}
     listings = synth_frame[["designation", "description"]]
     with dg.instance_for_test() as instance:
         instance.report_runless_asset_event(dg.AssetMaterialization("products", partition="040"))
@@ -157,7 +179,7 @@ def test_drift_metrics_end_to_end_and_the_retrain_sensor(
         assert check_passed(calm)
         assert metadata["window_predictions"] == 600
 
-        context = dg.build_sensor_context(instance=instance)
+        context = dg.build_sensor_context(instance=instance, resources=database)
         quiet = automation.retrain_on_drift(context)
         assert not quiet.run_requests
 
@@ -185,7 +207,9 @@ def test_drift_metrics_end_to_end_and_the_retrain_sensor(
         assert "rakuten_drift_psi_predicted_class" in gateway
 
         # Drift -> one retraining of the latest loaded partition ...
-        context = dg.build_sensor_context(instance=instance, cursor=context.cursor)
+        context = dg.build_sensor_context(
+            instance=instance, cursor=context.cursor, resources=database
+        )
         result = automation.retrain_on_drift(context)
         (request,) = result.run_requests
         assert request.partition_key == "043"
@@ -193,20 +217,26 @@ def test_drift_metrics_end_to_end_and_the_retrain_sensor(
 
         # ... then the cooldown holds against a new drift report.
         materialize_drift(instance, production, pushgateway, last_n=600)
-        context = dg.build_sensor_context(instance=instance, cursor=result.cursor)
+        context = dg.build_sensor_context(
+            instance=instance, cursor=result.cursor, resources=database
+        )
         held = automation.retrain_on_drift(context)
         assert not held.run_requests
         assert "cooldown" in str(held.skip_reason)
 
         # Without a cooldown, the same report would retrain again.
         monkeypatch.setenv("RAKUTEN_DRIFT_RETRAIN_COOLDOWN_HOURS", "0")
-        context = dg.build_sensor_context(instance=instance, cursor=result.cursor)
+        context = dg.build_sensor_context(
+            instance=instance, cursor=result.cursor, resources=database
+        )
         assert len(automation.retrain_on_drift(context).run_requests) == 1
 
 
-def test_a_new_partition_triggers_its_training_once() -> None:
+def test_a_new_partition_triggers_its_training_once(engine: Engine, database_url: str) -> None:
+    load_partitions(engine, "040", "043", "046", "049")
+    database = {"database": DatabaseResource(url=database_url)}
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance)
+        context = dg.build_sensor_context(instance=instance, resources=database)
         assert not automation.train_on_new_partition(context).run_requests
 
         instance.report_runless_asset_event(dg.AssetMaterialization("products", partition="040"))
@@ -216,7 +246,7 @@ def test_a_new_partition_triggers_its_training_once() -> None:
         assert all(r.job_name in (None, "train") for r in result.run_requests)
         assert len({r.run_key for r in result.run_requests}) == 2
 
-        again = dg.build_sensor_context(instance=instance, cursor=result.cursor)
+        again = dg.build_sensor_context(instance=instance, cursor=result.cursor, resources=database)
         assert not automation.train_on_new_partition(again).run_requests
 
         # A load whose partition was trained by hand afterwards needs no automatic training.
@@ -225,21 +255,27 @@ def test_a_new_partition_triggers_its_training_once() -> None:
             dg.AssetMaterialization("registered_model_version", partition="046")
         )
         instance.report_runless_asset_event(dg.AssetMaterialization("products", partition="049"))
-        later = dg.build_sensor_context(instance=instance, cursor=result.cursor)
+        later = dg.build_sensor_context(instance=instance, cursor=result.cursor, resources=database)
         assert [r.partition_key for r in automation.train_on_new_partition(later).run_requests] == [
             "049"
         ]
 
 
-def test_the_weekly_load_asks_for_the_next_partition_and_is_off_by_default() -> None:
+def test_the_weekly_load_asks_for_the_next_partition_and_is_off_by_default(
+    engine: Engine, database_url: str
+) -> None:
     assert automation.weekly_load.default_status == dg.DefaultScheduleStatus.STOPPED
+    load_partitions(engine, "040", "043")
     with dg.instance_for_test() as instance:
         for key in ("040", "043"):
             instance.report_runless_asset_event(dg.AssetMaterialization("products", partition=key))
-        context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=datetime(2026, 11, 30, 6, tzinfo=UTC)
-        )
-        request = automation.weekly_load(context)
+        # Closed here: the schedule context opens an instance of its own from the ref.
+        with dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2026, 11, 30, 6, tzinfo=UTC),
+            resources={"database": DatabaseResource(url=database_url)},
+        ) as context:
+            request = automation.weekly_load(context)
         assert isinstance(request, dg.RunRequest)
         assert request.partition_key == "046"
         assert request.run_key == "weekly-load-046-20261130"
@@ -285,9 +321,7 @@ def test_the_reference_is_rebuilt_from_the_audit_trail_without_its_artifact(
     assert rebuilt.rows == len(dataset.train)
 
 
-def test_a_run_that_loads_and_trains_gets_no_second_training() -> None:
-    from rakuten_assets.defs.partitions import products_partitions
-
+def test_a_run_that_loads_and_trains_gets_no_second_training(tmp_path: Path) -> None:
     @dg.asset(name="products", partitions_def=products_partitions)
     def loaded() -> None:
         return None
@@ -302,5 +336,193 @@ def test_a_run_that_loads_and_trains_gets_no_second_training() -> None:
         )
         assert not result.success
         assert instance.get_materialized_partitions(dg.AssetKey("products")) == {"043"}
-        context = dg.build_sensor_context(instance=instance)
+        context = dg.build_sensor_context(
+            instance=instance,
+            resources={"database": DatabaseResource(url=f"sqlite:///{tmp_path / 'db.sqlite'}")},
+        )
         assert not automation.train_on_new_partition(context).run_requests
+
+
+# -- blocking checks block ----------------------------------------------------------------
+
+PRODUCTS_CHECKS = [
+    ingestion.row_count_matches_partition,
+    ingestion.no_empty_designation,
+    ingestion.labels_within_codes,
+    ingestion.productid_unique,
+]
+
+
+def raw_products_from(frame: pd.DataFrame) -> dg.AssetsDefinition:
+    """`raw_products` serving partitions of `frame`, so that `products` and its real checks
+    see rows the CSV reader would refuse (the loader must not rely on its callers)."""
+
+    @dg.asset(name="raw_products", partitions_def=products_partitions)
+    def raw_products(context) -> PartitionDelta:  # type: ignore[no-untyped-def]
+        key = context.partition_key
+        rows = frame.iloc[partition_rows(key, len(frame))]
+        return PartitionDelta(key=key, frame=rows, total_rows=len(frame), source_hashes=HASHES)
+
+    return raw_products
+
+
+def load_through_dagster(
+    instance: dg.DagsterInstance, frame: pd.DataFrame, key: str, database_url: str, *extra
+) -> dg.ExecuteInProcessResult:  # type: ignore[no-untyped-def]
+    return dg.materialize(
+        [raw_products_from(frame), ingestion.products, *PRODUCTS_CHECKS, *extra],
+        partition_key=key,
+        instance=instance,
+        resources={"database": DatabaseResource(url=database_url)},
+        raise_on_error=False,
+    )
+
+
+def with_empty_designation(frame: pd.DataFrame, key: str) -> tuple[pd.DataFrame, int]:
+    spoiled = frame.copy()
+    row = spoiled.index[partition_rows(key, len(spoiled))[3]]
+    spoiled.loc[row, "designation"] = " "
+    return spoiled, int(spoiled.loc[row, "productid"])
+
+
+def loaded(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        return loaded_partitions(connection)
+
+
+def step_failures(result: dg.ExecuteInProcessResult) -> str:
+    return "\n".join(
+        event.event_specific_data.error.message  # type: ignore[union-attr]
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE"
+    )
+
+
+def test_a_partition_the_loader_refuses_writes_nothing_and_is_not_trained(
+    engine: Engine, database_url: str
+) -> None:
+    frame = small_listings()
+    spoiled, productid = with_empty_designation(frame, "043")
+    database = {"database": DatabaseResource(url=database_url)}
+    with dg.instance_for_test() as instance:
+        assert load_through_dagster(instance, frame, "040", database_url).success
+        before, history = current_products(engine), load_history(engine)
+
+        result = load_through_dagster(instance, spoiled, "043", database_url)
+
+        assert not result.success
+        message = step_failures(result)
+        assert "no_empty_designation" in message and str(productid) in message
+        assert "nothing was written" in message
+        assert instance.get_materialized_partitions(automation.PRODUCTS) == {"040"}
+        pd.testing.assert_frame_equal(current_products(engine), before)
+        pd.testing.assert_frame_equal(load_history(engine), history)
+        assert loaded(engine) == {"040"}
+        sensor = automation.train_on_new_partition(
+            dg.build_sensor_context(instance=instance, resources=database)
+        )
+        assert [r.partition_key for r in sensor.run_requests] == ["040"]
+
+
+def test_a_failed_blocking_check_reverts_the_load_and_nothing_trains_on_it(
+    engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second line of defence: bad rows committed (here: the loader does not know the
+    rule yet), the blocking check fails, the load is undone and ignored everywhere."""
+    frame = small_listings()
+    spoiled, productid = with_empty_designation(frame, "043")
+    database = {"database": DatabaseResource(url=database_url)}
+    with dg.instance_for_test() as instance:
+        assert load_through_dagster(instance, frame, "040", database_url).success
+        as_of_040 = snapshot(engine)
+        monkeypatch.setattr(loader, "partition_breaches", lambda *args, **kwargs: [])
+
+        result = load_through_dagster(instance, spoiled, "043", database_url)
+
+        assert not result.success
+        check = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        failed = check["no_empty_designation"]
+        assert not failed.passed
+        assert str(productid) in str(failed.metadata["example_productids"].value)
+        assert "reverted" in (failed.description or "")
+        # Dagster keeps the materialization of products [043] ...
+        assert instance.get_materialized_partitions(automation.PRODUCTS) == {"040", "043"}
+        # ... but the project database undid the load and says why.
+        loads = load_history(engine)
+        last = loads.iloc[-1]
+        assert (last["partition_key"], last["status"]) == ("043", "reverted")
+        assert "no_empty_designation" in last["status_reason"]
+        assert str(productid) in last["status_reason"]
+        assert last["dagster_run_id"] == result.run_id
+        assert current_products(engine, "043").empty
+        assert loaded(engine) == {"040"}
+        assert latest_load_id(engine, "043") is None
+        pd.testing.assert_frame_equal(snapshot(engine), as_of_040)
+        pd.testing.assert_frame_equal(snapshot(engine, load_id=int(last["id"])), as_of_040)
+
+        # Nothing trains on it: the sensor, the next weekly load, the dataset.
+        sensor = automation.train_on_new_partition(
+            dg.build_sensor_context(instance=instance, resources=database)
+        )
+        assert [r.partition_key for r in sensor.run_requests] == ["040"]
+        # As a context manager: the schedule context opens its own instance from the ref,
+        # which must be closed before the next materialization resolves its definitions.
+        with dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime(2026, 12, 7, 6, tzinfo=UTC),
+            resources=database,
+        ) as schedule_context:
+            weekly = automation.weekly_load(schedule_context)
+        assert isinstance(weekly, dg.RunRequest) and weekly.partition_key == "043"
+        dataset = dg.materialize(
+            [training.balanced_dataset],
+            partition_key="043",
+            instance=instance,
+            resources=database,
+            raise_on_error=False,
+        )
+        assert not dataset.success
+        assert "partition 043 of products is not loaded" in step_failures(dataset)
+
+        # The same data, once fixed, loads and trains normally.
+        monkeypatch.undo()
+        assert load_through_dagster(instance, frame, "043", database_url).success
+        assert loaded(engine) == {"040", "043"}
+        context = dg.build_sensor_context(
+            instance=instance, cursor=sensor.cursor, resources=database
+        )
+        assert [
+            r.partition_key for r in automation.train_on_new_partition(context).run_requests
+        ] == ["043"]
+
+
+def test_the_sensor_waits_for_the_blocking_checks_of_a_running_load(
+    engine: Engine, database_url: str
+) -> None:
+    """The materialization of products is recorded before its checks run: while the loading
+    run is running, the sensor waits; once it has finished with its checks passed, it trains."""
+    database = {"database": DatabaseResource(url=database_url)}
+    seen: dict[str, object] = {}
+
+    @dg.asset(partitions_def=products_partitions, deps=[ingestion.products])
+    def probe(context) -> None:  # type: ignore[no-untyped-def]
+        """Runs in the loading run, after products: what would the sensor do now?"""
+        sensor = automation.train_on_new_partition(
+            dg.build_sensor_context(instance=context.instance, resources=database)
+        )
+        seen["requests"], seen["cursor"] = sensor.run_requests, sensor.cursor
+
+    with dg.instance_for_test() as instance:
+        result = load_through_dagster(instance, small_listings(), "040", database_url, probe)
+        assert result.success
+        assert seen["requests"] == []
+        assert json.loads(str(seen["cursor"]))["waiting"]
+
+        context = dg.build_sensor_context(
+            instance=instance, cursor=str(seen["cursor"]), resources=database
+        )
+        after = automation.train_on_new_partition(context)
+        assert [r.partition_key for r in after.run_requests] == ["040"]
+        assert json.loads(str(after.cursor))["waiting"] == []
+        again = dg.build_sensor_context(instance=instance, cursor=after.cursor, resources=database)
+        assert not automation.train_on_new_partition(again).run_requests

@@ -108,9 +108,11 @@ def test_materialize_two_partitions_end_to_end(database_url: str, synth_dir: Pat
 
 
 @pytest.mark.slow
-def test_blocking_check_fails_on_an_empty_designation(
+def test_an_empty_designation_stops_the_load_before_anything_is_written(
     database_url: str, synth_dir: Path, tmp_path: Path
 ) -> None:
+    """The blocking rule `no_empty_designation` is enforced before the commit: the reader
+    refuses the file (file, line, column), so the row never reaches the table (issue 11)."""
     data_dir = tmp_path / "data"
     shutil.copytree(synth_dir, data_dir)
     training = read_training_set(data_dir)
@@ -131,10 +133,13 @@ def test_blocking_check_fails_on_an_empty_designation(
             resources=resources(database_url, data_dir),
             raise_on_error=False,
         )
-    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert not evaluations["no_empty_designation"].passed
-    assert evaluations["no_empty_designation"].severity == dg.AssetCheckSeverity.ERROR
-    assert evaluations["labels_within_codes"].passed
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.message  # type: ignore[union-attr]
+    assert f"{X_TRAIN_FILE}, line {victim + 2}, column 'designation'" in message
+    engine = connect(database_url)
+    assert load_history(engine).empty  # nothing written
+    engine.dispose()
 
 
 @pytest.mark.slow

@@ -408,9 +408,20 @@ OTHER_BUILT_SERVICES = {"mlflow"}
 # Runs once and exits: no healthcheck (others wait for service_completed_successfully)
 ONE_SHOT_SERVICES = {"minio-init"}
 # Variables the code reads that the stack must not set, each with why:
+# Without these, `docker compose` refuses the file: passwords, and the API key of /predict
+# (the serving port is published, so the API is never open without a key).
+REQUIRED_SECRETS = (
+    "POSTGRES_PASSWORD",
+    "MINIO_ROOT_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+    "RAKUTEN_API_KEY",
+)
 ENV_NOT_IN_STACK = {
     "RAKUTEN_BENCH_POSTGRES_URL",  # the benchmarks' own PostgreSQL server (make bench-*)
     "RAKUTEN_SERVE_STATE_DIR",  # set by serving.server itself for its worker processes
+    # MLflow's own HTTP settings, saved and restored around the bounded registry polls
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
 }
 
 
@@ -435,8 +446,9 @@ def compose_command(tmp_path: Path) -> list[str]:
     if docker is None:
         return [str(compose_binary())]
     plugins = tmp_path / "docker-config" / "cli-plugins"
-    plugins.mkdir(parents=True)
-    (plugins / "docker-compose").symlink_to(compose_binary())
+    if not (plugins / "docker-compose").exists():
+        plugins.mkdir(parents=True, exist_ok=True)
+        (plugins / "docker-compose").symlink_to(compose_binary())
     return [docker, "--config", str(tmp_path / "docker-config"), "compose"]
 
 
@@ -554,14 +566,17 @@ def test_compose_config_is_valid(compose_config: dict[str, Any], tmp_path: Path)
         "prometheus",
         "grafana",
     }
-    # the passwords have no default: without them, compose refuses the file
-    completed = run_compose(tmp_path, "config", "--quiet", env_file=None)
-    assert completed.returncode != 0
-    assert "POSTGRES_PASSWORD" in completed.stderr
+    # the secrets have no default: without any one of them, compose refuses the file and
+    # names it (compose does not fix which missing one it names first, so one at a time)
     example = ENV_EXAMPLE.read_text()
-    for required in ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+    for required in REQUIRED_SECRETS:
         assert re.search(rf"^{required}=\S+", example, re.M), required
         assert f"${{{required}:?" in COMPOSE_FILE.read_text(), required
+        env_file = tmp_path / f"without-{required}.env"
+        env_file.write_text(re.sub(rf"^{required}=.*$", f"{required}=", example, flags=re.M))
+        completed = run_compose(tmp_path, "config", "--quiet", env_file=env_file)
+        assert completed.returncode != 0, required
+        assert required in completed.stderr, completed.stderr
 
 
 def test_compose_images_are_pinned(compose_config: dict[str, Any]) -> None:
@@ -767,6 +782,9 @@ def test_k8s_serving_manifests() -> None:
         given |= set(config_maps[source["configMapRef"]["name"]]["data"])
     needed = code_environment_variables() - ENV_NOT_IN_STACK - {"DAGSTER_HOME"}  # image ENV
     assert not needed - given, sorted(needed - given)
+    # /predict is never open: the API key comes from the Secret and is not optional
+    (api_key,) = [entry for entry in container["env"] if entry["name"] == "RAKUTEN_API_KEY"]
+    assert api_key["valueFrom"]["secretKeyRef"].get("optional", False) is False
 
 
 def test_k8s_dagster_helm_values() -> None:

@@ -132,3 +132,86 @@ def test_unknown_version_and_empty_rollback(registry: ModelRegistry, logged_mode
         registry.force_promote("42", actor="cli:ops", reason="typo")
     assert registry.history() == []
     assert registry.alias(PRODUCTION) is None
+
+
+# -- the weighted-F1 floor guards registration and forced promotion ------------------------
+
+
+def test_register_refuses_a_run_under_the_floor(registry: ModelRegistry, logged_model_uri) -> None:
+    uri, run_id = logged_model_uri
+    with pytest.raises(RegistryError, match=r"under the floor 0\.99") as refused:
+        registry.register(uri, run_id, {"partition": "040"}, min_weighted_f1=0.99)
+    assert run_id in str(refused.value)
+    assert registry.client.search_model_versions(f"name = '{registry.model_name}'") == []
+    assert registry.alias(CHALLENGER) is None
+
+    version = registry.register(uri, run_id, {"partition": "040"}, min_weighted_f1=0.70)
+    assert str(registry.alias(CHALLENGER).version) == str(version.version)
+
+
+def test_force_promote_refuses_a_version_under_the_floor_unless_allowed(
+    registry: ModelRegistry, logged_model_uri, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v1 = register(registry, logged_model_uri)
+    logged_f1 = registry.run_weighted_f1(logged_model_uri[1])
+    assert logged_f1 is not None and logged_f1 < 0.99
+    monkeypatch.setenv("RAKUTEN_MIN_WEIGHTED_F1", "0.99")
+
+    with pytest.raises(RegistryError, match=r"under the floor 0\.99.*--allow-below-floor"):
+        registry.force_promote(v1, actor="cli:ops", reason="hotfix")
+    assert registry.production() is None
+    assert registry.history() == []
+
+    event = registry.force_promote(v1, actor="cli:ops", reason="hotfix", allow_below_floor=True)
+    assert str(registry.production().version) == v1
+    (recorded,) = registry.history()
+    assert recorded.action == "force" and recorded.reason == event.reason
+    assert recorded.reason.startswith("hotfix [allowed below the floor by --allow-below-floor")
+    assert f"{logged_f1:.4f} is under the floor 0.99" in recorded.reason
+    assert recorded.candidate_f1 == pytest.approx(logged_f1)
+    assert "--allow-below-floor" in registry.version(v1).tags["production_reason"]
+
+    # Above the floor, no override is needed and none is written.
+    monkeypatch.setenv("RAKUTEN_MIN_WEIGHTED_F1", "0.70")
+    v2 = register(registry, logged_model_uri)
+    assert registry.force_promote(v2, actor="cli:ops", reason="hotfix").reason == "hotfix"
+
+
+def test_cli_promote_needs_allow_below_floor_for_a_version_under_the_floor(
+    registry: ModelRegistry,
+    logged_model_uri,
+    database_url: str,
+    mlflow_store: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from rakuten_assets.cli import app
+
+    version = register(registry, logged_model_uri)
+    for name, value in {
+        "RAKUTEN_HOME": str(tmp_path / "home"),
+        "RAKUTEN_DATABASE_URL": database_url,
+        "MLFLOW_TRACKING_URI": mlflow_store["tracking_uri"],
+        "RAKUTEN_MODEL_NAME": registry.model_name,
+        "RAKUTEN_MIN_WEIGHTED_F1": "0.99",
+    }.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+
+    refused = runner.invoke(app, ["promote", version, "--reason", "incident 42"])
+    output = " ".join(refused.output.split())
+    assert refused.exit_code == 1, output
+    assert "under the floor 0.99" in output and "--allow-below-floor" in output
+    assert registry.production() is None and registry.history() == []
+
+    allowed = runner.invoke(
+        app, ["promote", version, "--reason", "incident 42", "--allow-below-floor"]
+    )
+    output = " ".join(allowed.output.split())
+    assert allowed.exit_code == 0, output
+    assert f"production is now v{version}" in output
+    (recorded,) = registry.history()
+    assert recorded.actor.startswith("cli:")
+    assert recorded.reason.startswith("incident 42 [allowed below the floor")

@@ -1,24 +1,30 @@
-"""The real serving process (`rakuten serve`, two workers) against a real MLflow server:
-health before and after promotion, predictions, batch, hot reload after promote and rollback,
-registry outage, metrics across workers, inference log, bad input, API key, schemathesis,
-and no orphan process after SIGTERM."""
+"""The real serving process (`rakuten serve`, two workers) against a real MLflow server, with
+its inference log on the real PostgreSQL: health before and after promotion, predictions,
+batch, hot reload after promote and rollback, registry outage (staleness within seconds, no
+credential in any answer, state file or log), a forged model version refused while the old
+model keeps serving, metrics across workers, inference log, bad input (NUL, lone surrogates,
+oversized bodies), API key, schemathesis, and no orphan process after SIGTERM."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
+import pickle
 import re
 import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.client import HTTPConnection
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 
 from rakuten_assets.benchmarks.processes import (
     BIN,
@@ -40,6 +46,8 @@ from rakuten_assets.monitoring.simulate import send_traffic
 from rakuten_assets.monitoring.traffic import shifted_requests
 
 API_KEY = "s3cret"
+# The server reaches MLflow through a URL holding credentials; they must never surface.
+REGISTRY_PASSWORD = "registry-pa55word"
 RELOAD = 1.0
 KEY = {"X-API-Key": API_KEY}
 POOL = {"designation": "Piscine tubulaire ronde Intex 3,66 m avec pompe", "description": None}
@@ -105,7 +113,10 @@ def start_server(env: dict[str, str], folder: Path, port: int, workers: int = 2)
 
 @pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, trained: TrainingResult, synth_frame: pd.DataFrame
+    tmp_path_factory: pytest.TempPathFactory,
+    trained: TrainingResult,
+    synth_frame: pd.DataFrame,
+    postgres_schemas: Callable[[], str],
 ) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("serving")
     mlflow_port = free_port()
@@ -117,7 +128,7 @@ def stack(
     )
     uri = f"http://127.0.0.1:{mlflow_port}"
     model_name = f"serving-{uuid.uuid4().hex[:6]}"
-    database_url = f"sqlite:///{folder / 'rakuten.db'}"
+    database_url = postgres_schemas()
     registry = ModelRegistry(uri, model_name, connect(database_url))
     mlflow.set_tracking_uri(uri)
     dataset = build_balanced_dataset(synth_frame.head(500), "040", 1, SplitParams())
@@ -129,14 +140,15 @@ def stack(
         **os.environ,
         "RAKUTEN_HOME": str(folder / "home"),
         "RAKUTEN_DATABASE_URL": database_url,
-        "MLFLOW_TRACKING_URI": uri,
+        # MLflow's own HTTP timeouts and retries (minutes) stay at their defaults: the
+        # server must bound its registry polls itself.
+        "MLFLOW_TRACKING_URI": f"http://rakuten:{REGISTRY_PASSWORD}@127.0.0.1:{mlflow_port}",
         "RAKUTEN_MODEL_NAME": model_name,
         "RAKUTEN_RELOAD_SECONDS": str(RELOAD),
         "RAKUTEN_API_KEY": API_KEY,
-        # fail fast while the registry is down, so staleness shows at once
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": "3",
     }
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        env.pop(name, None)
     port = free_port()
     server = start_server(env, folder, port)
     built = Stack(
@@ -201,15 +213,41 @@ def test_lifecycle_promote_reload_rollback_outage(stack: Stack) -> None:
     assert all(w["version"] == "1" for w in health(stack)[1]["workers"])
     assert time.monotonic() - started < 120
 
-    # 5. the registry goes down: keep serving, report staleness; it comes back: fresh again
+    # 5. the registry goes down: keep serving, report staleness within a few intervals (the
+    # polls are bounded: MLflow's default retries would hide the outage for minutes); count
+    # the failed polls; never show the registry's credentials; it comes back: fresh again
+    errors_before = _metric(
+        http("GET", f"{stack.url}/metrics")[1], "rakuten_model_reloads_total", '{outcome="error"}'
+    )
     stack.mlflow.stop()
+    down = time.monotonic()
     wait_until(lambda: health(stack)[1].get("stale"), 2 * RELOAD + 30, "staleness")
     code, body = health(stack)
     assert code == 200 and body["status"] == "stale" and "registry" in body["reason"]
     assert predict(stack, POOL)[0] == 200
+
+    def staleness() -> float:
+        metrics = http("GET", f"{stack.url}/metrics")[1]
+        return float(re.search(r"^rakuten_model_staleness_seconds (\S+)", metrics, re.M)[1])
+
+    wait_until(lambda: staleness() > RELOAD, 30, "the staleness gauge to grow")
+    assert time.monotonic() - down < 60
     metrics = http("GET", f"{stack.url}/metrics")[1]
-    staleness = float(re.search(r"^rakuten_model_staleness_seconds (\S+)", metrics, re.M)[1])
-    assert staleness > RELOAD
+    assert _metric(metrics, "rakuten_model_reloads_total", '{outcome="error"}') > errors_before
+    assert any(w["error"] and "unreachable" in w["error"] for w in health(stack)[1]["workers"])
+    port = stack.url.rsplit(":", 1)[1]
+    surfaces = {
+        "/health": json.dumps(health(stack)[1]),
+        "/info": json.dumps(http("GET", f"{stack.url}/info")[1]),
+        "state files": "".join(
+            path.read_text()
+            for path in (stack.folder / "home" / "serving" / port / "state").glob("*.json")
+        ),
+        "the server log": stack.server.log(tail=10**7),
+    }
+    for where, content in surfaces.items():
+        assert REGISTRY_PASSWORD not in content, f"the registry password shows in {where}"
+    assert "***@127.0.0.1" in surfaces["/health"]  # the error is there, masked
     stack.restart_mlflow()
     wait_until(lambda: health(stack)[1].get("stale") is False, 60, "fresh again")
     assert health(stack)[1]["model_version"] == "1"
@@ -303,6 +341,10 @@ def test_inference_log_rows_and_export(stack: Stack, tmp_path: Path) -> None:
         ({"designation": "ok", "description": ["a"]}, None, 422),
         ({"designation": "ok", "price": 3}, None, 422),  # unknown field
         (None, b'{"designation": "broken', 422),  # invalid JSON
+        ({"designation": "Stylo\u0000 bleu"}, None, 422),  # NUL: PostgreSQL cannot store it
+        ({"designation": "ok", "description": "a\u0000"}, None, 422),
+        (None, b'{"designation": "\\ud800"}', 422),  # a lone surrogate: no UTF-8 for it
+        (None, b'[{"designation": "ok"}, {"designation": "x\\udfff"}]', 422),
         ({"designation": "x" * 10_001}, None, 422),  # over the length limit
         ([{"designation": "x"}] * 257, None, 422),  # over the batch limit
         ([], None, 422),
@@ -315,6 +357,112 @@ def test_bad_input_is_a_clear_4xx(stack: Stack, body: object, raw: bytes | None,
     assert answer["detail"]
     assert health(stack)[0] == 200  # and the server keeps serving
     assert predict(stack, POOL)[0] == 200
+
+
+@pytest.mark.slow
+def test_validation_errors_never_echo_the_input(stack: Stack) -> None:
+    ensure_production(stack)
+    secret = "token-" + uuid.uuid4().hex
+    code, answer = predict(stack, {"designation": secret, "price": secret})
+    assert code == 422 and secret not in json.dumps(answer)
+    assert answer["detail"][0]["loc"][-1] == "price"
+
+
+@pytest.mark.slow
+def test_an_oversized_body_is_refused_with_413_before_it_is_read(stack: Stack) -> None:
+    ensure_production(stack)
+    limit = 256 * (2 * 10_000 * 4 + 256) + 1024  # default field and batch limits
+    host = stack.url.removeprefix("http://")
+    # announced by Content-Length: refused on the headers, before a byte of the body is sent
+    connection = HTTPConnection(host, timeout=30)
+    connection.putrequest("POST", "/predict")
+    for name, value in {**KEY, "Content-Type": "application/json"}.items():
+        connection.putheader(name, value)
+    connection.putheader("Content-Length", str(50_000_000))
+    connection.endheaders()
+    answer = connection.getresponse()
+    body = answer.read()
+    assert answer.status == 413 and b"over" in body and len(body) < 200
+    connection.close()
+    # without Content-Length (chunked): refused once the limit is passed (a body just over
+    # it, so the server drains its end and the client reads the answer, not a reset)
+    connection = HTTPConnection(host, timeout=30)
+    chunk = b" " * (1 << 16)
+    connection.request(
+        "POST",
+        "/predict",
+        body=iter([b"[", *[chunk] * (limit // len(chunk) + 2), b"]"]),
+        headers={**KEY, "Content-Type": "application/json"},
+        encode_chunked=True,
+    )
+    assert connection.getresponse().status == 413
+    connection.close()
+    # a valid batch at the limits still goes through
+    largest = [{"designation": "é" * 10_000, "description": "ü" * 10_000}] * 4
+    assert predict(stack, largest)[0] == 200
+    assert health(stack)[0] == 200
+
+
+@pytest.mark.slow
+def test_a_forged_model_version_is_refused_and_the_old_model_keeps_serving(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """An attacker with write access to the registry and artifacts points `production` at a
+    version whose MLmodel says cloudpickle and whose pickle runs a command on load."""
+    version = ensure_production(stack)
+    marker = tmp_path / "owned"
+    client = stack.registry.client
+    source = client.get_model_version(stack.registry.model_name, version).source
+    folder = Path(mlflow.artifacts.download_artifacts(source, dst_path=str(tmp_path / "dl")))
+    config = yaml.safe_load((folder / "MLmodel").read_text())
+    config["flavors"]["sklearn"].update(serialization_format="cloudpickle", pickled_model="m.pkl")
+    (folder / "MLmodel").write_text(yaml.safe_dump(config))
+    (folder / "m.pkl").write_bytes(pickle.dumps(_RunsCommand(str(marker))))
+    mlflow.set_tracking_uri(stack.tracking_uri)
+    with mlflow.start_run(experiment_id=ensure_experiment(stack.tracking_uri, "forged", None)):
+        mlflow.log_artifacts(str(folder), artifact_path="model")
+        run_id = mlflow.active_run().info.run_id
+    forged = client.create_model_version(
+        stack.registry.model_name, f"runs:/{run_id}/model", run_id=run_id
+    )
+    refused_before = _metric(
+        http("GET", f"{stack.url}/metrics")[1], "rakuten_model_reloads_total", '{outcome="refused"}'
+    )
+    # straight to the alias, as an attacker would (no audited promotion)
+    client.set_registered_model_alias(stack.registry.model_name, "production", forged.version)
+    try:
+        wait_until(
+            lambda: health(stack)[1].get("status") == "degraded", 4 * RELOAD + 60, "degraded"
+        )
+        code, body = health(stack)
+        assert code == 200 and body["model_version"] == version
+        assert f"v{forged.version}" in body["reason"] and "cloudpickle" in body["reason"]
+        code, answer = predict(stack, POOL)
+        assert code == 200 and answer["model_version"] == version
+        metrics = http("GET", f"{stack.url}/metrics")[1]
+        refused = _metric(metrics, "rakuten_model_reloads_total", '{outcome="refused"}')
+        assert refused - refused_before == 2  # once per worker, not once per poll
+        time.sleep(3 * RELOAD)
+        assert (
+            _metric(
+                http("GET", f"{stack.url}/metrics")[1],
+                "rakuten_model_reloads_total",
+                '{outcome="refused"}',
+            )
+            == refused
+        )
+        assert not marker.exists(), "the forged model ran its command"
+    finally:
+        client.set_registered_model_alias(stack.registry.model_name, "production", version)
+    wait_until(lambda: health(stack)[1].get("status") == "ok", 4 * RELOAD + 60, "ok again")
+
+
+class _RunsCommand:
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.mark.slow

@@ -255,3 +255,57 @@ def test_backfill_of_three_partitions_through_the_daemon(
     registry = ModelRegistry(mlflow_store["tracking_uri"], model_name, engine)
     assert [row["partition"] for row in registry.versions()] == ["046", "043", "040"]
     engine.dispose()
+
+
+def _step_failures(result: dg.ExecuteInProcessResult) -> str:
+    return "\n".join(
+        event.event_specific_data.error.message  # type: ignore[union-attr]
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE"
+    )
+
+
+@pytest.mark.slow
+def test_a_model_under_the_floor_is_never_registered(
+    stack: dict[str, object],
+    database_url: str,
+    mlflow_store: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The blocking check stops registration in the run; materialized alone afterwards (from
+    the stored trained_model output whose check failed), the asset refuses by itself."""
+    monkeypatch.setenv("RAKUTEN_MIN_WEIGHTED_F1", "0.99")
+    registered = dg.AssetKey("registered_model_version")
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*ASSETS, *CHECKS],
+            partition_key="040",
+            instance=instance,
+            resources=stack["resources"],
+            run_config=SMALL_DATA,
+            raise_on_error=False,
+        )
+        assert not result.success
+        check = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert not check["weighted_f1_above_floor"].passed
+        assert instance.get_latest_materialization_event(dg.AssetKey("trained_model"))
+        assert instance.get_latest_materialization_event(registered) is None
+
+        alone = dg.materialize(
+            [*ASSETS, *CHECKS],
+            selection=[training.registered_model_version],
+            partition_key="040",
+            instance=instance,
+            resources=stack["resources"],
+            raise_on_error=False,
+        )
+        assert not alone.success
+        message = _step_failures(alone)
+        assert "under the floor 0.99" in message and "nothing was registered" in message
+        assert instance.get_latest_materialization_event(registered) is None
+
+    engine = connect(database_url)
+    registry = ModelRegistry(mlflow_store["tracking_uri"], str(stack["model_name"]), engine)
+    assert registry.versions() == []
+    assert registry.production() is None
+    engine.dispose()

@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: LitServe hands the annotations of
 `decode_request` and `encode_response` to FastAPI, which needs real types, not strings.
 """
 
+import hmac
 import json
 import logging
 import os
@@ -88,7 +89,11 @@ class ProductClassifierAPI(ls.LitAPI):
 
     # -- authorization (only /predict) -------------------------------------------------------
     def authorize(self, api_key: str | None = Depends(API_KEY_HEADER)) -> None:
-        if self.api_key and api_key != self.api_key:
+        # Constant-time comparison: `!=` stops at the first differing byte, which leaks how
+        # much of a guess is right through the answer's timing.
+        if self.api_key and not hmac.compare_digest(
+            (api_key or "").encode(), self.api_key.encode()
+        ):
             raise HTTPException(401, "missing or wrong X-API-Key header")
 
     # -- request path ------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Requests only put records on a bounded queue (never blocking); a background thread writes them
 in batches. A full queue or a database that is down drops records and counts them
-(`rakuten_inference_log_dropped_total`): logging never slows or fails a request.
+(`rakuten_inference_log_dropped_total`): logging never slows or fails a request. A row the
+database refuses costs only itself: the batch holding it is written again in halves.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from rakuten_assets.db.schema import inference_log
+from rakuten_assets.settings import mask_credentials
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,8 @@ class InferenceLogWriter:
                 self._write(batch)
 
     def _write(self, batch: list[LoggedPrediction]) -> None:
+        """Write a batch in one statement; when the database refuses a row of it (not when
+        the database is down), write the halves separately, so one bad row costs only itself."""
         try:
             if self._engine is None:
                 self._engine = self._engine_factory()
@@ -136,8 +141,22 @@ class InferenceLogWriter:
                 statement, convert = _driver_insert(self._engine)
                 connection.exec_driver_sql(statement, [convert(r) for r in batch])
             self._on_write(len(batch))
-        except Exception as error:  # the database is down: drop, count, keep serving
-            self._on_drop(len(batch))
+        except Exception as error:
+            if len(batch) > 1 and not _unavailable(error):
+                middle = len(batch) // 2
+                self._write(batch[:middle])
+                self._write(batch[middle:])
+                return
+            self._on_drop(len(batch))  # the database is down, or this one row is refused
             if time.monotonic() - self._last_error_log > 30:
                 self._last_error_log = time.monotonic()
-                log.warning("inference log: %d prediction(s) dropped: %s", len(batch), error)
+                log.warning(
+                    "inference log: %d prediction(s) dropped: %s",
+                    len(batch),
+                    mask_credentials(str(error))[:500],
+                )
+
+
+def _unavailable(error: BaseException) -> bool:
+    """The database cannot be reached or used at all (as opposed to refusing some row)."""
+    return isinstance(error, OperationalError | InterfaceError | DisconnectionError)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from rakuten_assets.settings import Settings
 
@@ -12,10 +13,28 @@ _settings = Settings()
 MAX_TEXT = _settings.max_text_chars
 MAX_BATCH = _settings.max_batch_items
 
+# NUL cannot be stored in PostgreSQL text, and a lone surrogate cannot be encoded as UTF-8:
+# either would be refused by the inference log, so they are refused here, with a 422.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str:
+    """Refuse text holding NUL (U+0000) or a lone surrogate (U+D800-U+DFFF)."""
+    found = _UNSTORABLE.search(value)
+    if found:
+        raise ValueError(
+            f"text must not contain U+{ord(found.group()):04X} (NUL or a lone surrogate), "
+            f"found at character {found.start()}"
+        )
+    return value
+
+
 Designation = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT),
+    AfterValidator(storable_text),
 ]
-Description = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+Description = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(storable_text)]
 
 
 class PredictRequest(BaseModel):

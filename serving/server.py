@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import Settings, mask_credentials
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -44,14 +44,15 @@ def _health(settings: Settings, state_dir: Path) -> tuple[int, dict[str, Any]]:
     states = read_states(state_dir)
     now = time.time()
     stale_after = 2 * settings.reload_seconds
+    errors = [mask_credentials(s.error) if s.error else None for s in states]
     workers = [
         {
             "pid": s.pid,
             "version": s.version,
             "stale_seconds": round(now - s.last_success_at, 1) if s.last_success_at else None,
-            "error": s.error,
+            "error": error,
         }
-        for s in states
+        for s, error in zip(states, errors, strict=True)
     ]
     versions = sorted({s.version for s in states if s.version})
     body: dict[str, Any] = {"model_name": settings.model_name, "workers": workers}
@@ -59,23 +60,30 @@ def _health(settings: Settings, state_dir: Path) -> tuple[int, dict[str, Any]]:
         body.update(status="starting", reason="no inference worker has reported yet")
         return 503, body
     if not all(s.version for s in states):
-        reasons = {s.error for s in states if not s.version and s.error}
+        reasons = {e for s, e in zip(states, errors, strict=True) if not s.version and e}
         body.update(
             status="unavailable",
             reason="; ".join(sorted(reasons)) or "the production model is loading",
         )
         return 503, body
     stale = [w for w in workers if w["stale_seconds"] is None or w["stale_seconds"] > stale_after]
+    # Production names a version the workers refused or failed to load: still serving the
+    # previous one, but an operator must know.
+    failed = sorted({e for s, e in zip(states, errors, strict=True) if s.failed_version and e})
     body.update(
-        status="stale" if stale else "ok",
+        status="stale" if stale else "degraded" if failed else "ok",
         model_version=versions[-1] if len(versions) == 1 else versions,
         stale=bool(stale),
     )
+    reasons = []
     if stale:
-        body["reason"] = (
+        reasons.append(
             f"model registry not reached for more than {stale_after:.0f} s; serving the "
             f"last loaded version ({', '.join(versions)})"
         )
+    reasons.extend(failed)
+    if reasons:
+        body["reason"] = "; ".join(reasons)
     return 200, body
 
 
@@ -98,11 +106,13 @@ def _server_class() -> type:
 
 def build_server(settings: Settings, state_dir: Path, workers: int = 1) -> Any:
     from fastapi import Response
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
     from serving import metrics
     from serving.api import ProductClassifierAPI
     from serving.http_metrics import HttpMetricsMiddleware
+    from serving.request_limits import BodySizeLimitMiddleware, max_body_bytes, validation_error
 
     server = _server_class()(
         ProductClassifierAPI(settings),
@@ -112,9 +122,13 @@ def build_server(settings: Settings, state_dir: Path, workers: int = 1) -> Any:
         # LitServe's own routes move aside; ours report the model, not only the workers.
         healthcheck_path="/litserve/health",
         info_path="/litserve/info",
-        middlewares=[HttpMetricsMiddleware],
+        middlewares=[
+            HttpMetricsMiddleware,
+            (BodySizeLimitMiddleware, {"max_bytes": max_body_bytes(settings)}),
+        ],
     )
     app = server.app
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.title = "Rakuten product classifier"
     app.description = (
         "Classifies Rakuten France listings into the 27 product-type codes with the model "
@@ -124,7 +138,8 @@ def build_server(settings: Settings, state_dir: Path, workers: int = 1) -> Any:
     # Routes carry no return annotation: FastAPI would read it as a response model.
     @app.get("/health", tags=["operations"], response_class=JSONResponse)
     def health():  # type: ignore[no-untyped-def]
-        """200 with the model version once a production model is loaded, 503 with why not."""
+        """200 with the model version once a production model is loaded (`status` ok, stale
+        or degraded, with the reason), 503 with why not."""
         code, body = _health(settings, state_dir)
         return JSONResponse(body, status_code=code)
 
@@ -136,7 +151,7 @@ def build_server(settings: Settings, state_dir: Path, workers: int = 1) -> Any:
         return JSONResponse(
             {
                 "model_name": settings.model_name,
-                "tracking_uri": settings.resolved_mlflow_tracking_uri.split("@")[-1],
+                "tracking_uri": mask_credentials(settings.resolved_mlflow_tracking_uri),
                 "reload_seconds": settings.reload_seconds,
                 "workers": [
                     {

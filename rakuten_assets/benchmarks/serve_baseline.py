@@ -5,17 +5,18 @@ one model call per request, no batching, metrics or logging.
         uvicorn rakuten_assets.benchmarks.serve_baseline:app
 """
 
-import mlflow
 import pandas as pd
 from fastapi import FastAPI
 
 from rakuten_assets.data.categories import category_name
+from rakuten_assets.ml.model_loader import load_model
 from rakuten_assets.settings import Settings
 from serving.schemas import Prediction, PredictRequest
 
 settings = Settings()
-mlflow.set_tracking_uri(settings.resolved_mlflow_tracking_uri)
-model = mlflow.sklearn.load_model(f"models:/{settings.model_name}@production")
+model = load_model(
+    f"models:/{settings.model_name}@production", settings.resolved_mlflow_tracking_uri
+)
 classes = [int(c) for c in model.classes_]
 app = FastAPI(title="baseline")
 

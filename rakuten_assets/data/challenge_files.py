@@ -6,6 +6,9 @@
 
 Validation errors name the file, the line and the column. Text is kept as it came (HTML,
 entities and mojibake included): cleaning belongs to the training features.
+
+Parsing is Python's `csv` in strict mode rather than pandas' lenient C parser, which silently
+truncated fields at a NUL and glued text after a closing quote onto the field.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Sequence
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +38,14 @@ Y_COLUMNS: tuple[str, ...] = ("prdtypecode",)
 LISTING_COLUMNS: tuple[str, ...] = ("productid", "imageid", "designation", "description")
 LABELLED_COLUMNS: tuple[str, ...] = (*LISTING_COLUMNS, "prdtypecode")
 
-_INTEGER = r"\d+"
-_PARSER_LINE = re.compile(r"line (\d+)")
+# ASCII only: `\d` also matches full-width and other Unicode digits.
+_INTEGER = r"[0-9]+"
+_INT64_MAX = 2**63 - 1
+# A sanity bound on one field; real descriptions stay far below it (csv's default is 131,072).
+MAX_FIELD_CHARS = 4 * 1024 * 1024
+# csv.field_size_limit is process-wide: raise it only while parsing, one parse at a time.
+_FIELD_LIMIT_LOCK = threading.RLock()
+_UNQUOTED_FIELD_END = re.compile(r"[,\r\n]")
 
 
 class ChallengeFileError(ValueError):
@@ -68,28 +80,173 @@ class TrainingSet:
 @dataclass
 class _CsvFile:
     path: Path
-    text: str
     frame: pd.DataFrame  # every column as str, the unnamed index column as `index`
     sha256: str
-    _lines: list[int] | None = None
+    # Quoted fields may span lines (and blank lines are skipped), so record i is not on i + 2.
+    start_lines: list[int]
 
     def line_of(self, position: int) -> int:
         """1-based line on which the record at data position `position` starts."""
-        if self._lines is None:
-            self._lines = _record_start_lines(self.text)
-        return self._lines[position]
+        return self.start_lines[position]
 
 
-def _record_start_lines(text: str) -> list[int]:
-    # Quoted fields may span lines, so the line of record i is not i + 2.
-    reader = csv.reader(io.StringIO(text))
+@contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    with _FIELD_LIMIT_LOCK:
+        previous = csv.field_size_limit(limit)
+        try:
+            yield
+        finally:
+            csv.field_size_limit(previous)
+
+
+def _column_name(names: Sequence[str], field: int) -> str | None:
+    """The header's name for field `field`; past the header's end, its last column."""
+    if not names:
+        return None
+    field = min(field, len(names) - 1)
+    return "index" if field == 0 else names[field]
+
+
+def _last_loose_record(text: str) -> list[str]:
+    """The last record of `text` as a lenient reader splits it; only to name columns."""
+    # a bare carriage return stops even the lenient reader; no field is longer than the text
+    with _field_limit(len(text) + 1):
+        last = deque(csv.reader(io.StringIO(text.replace("\r", " "))), maxlen=1)
+    return last[0] if last else []
+
+
+def _column_at(prefix: str, names: Sequence[str]) -> str | None:
+    """The column of the field in which the character just after `prefix` falls."""
+    # the "x" stands for that character, so a prefix ending on a separator counts
+    return _column_name(names, len(_last_loose_record(prefix + "x")) - 1)
+
+
+def _line_offset(text: str, line: int) -> int:
+    offset = 0
+    for _ in range(line - 1):
+        offset = text.index("\n", offset) + 1
+    return offset
+
+
+def _quoting_problem(text: str, start: int) -> tuple[int, int, str] | None:
+    """(field, offset, kind) of the first strict-CSV violation of the record at `start`.
+
+    Mirrors the states of the csv module (strict, doubled quotes) only to name the field:
+    the csv module says that a record is malformed, not where.
+    """
+    field, i, end = 0, start, len(text)
+    while True:
+        if text.startswith('"', i):
+            opened, i, length = i, i + 1, 0
+            while True:
+                close = text.find('"', i)
+                length += (end if close < 0 else close) - i
+                if length > MAX_FIELD_CHARS:
+                    return field, opened, "too long"
+                if close < 0:
+                    return field, opened, "unclosed"
+                if not text.startswith('"', close + 1):
+                    i = close + 1
+                    break
+                length, i = length + 1, close + 2  # a doubled quote stands for one
+            if i < end and text[i] not in ",\r\n":
+                return field, i, "after quote"
+        else:
+            match = _UNQUOTED_FIELD_END.search(text, i)
+            stop = match.start() if match else end
+            if stop - i > MAX_FIELD_CHARS:
+                return field, i, "too long"
+            i = stop
+        if i >= end:
+            return None
+        if text[i] == ",":
+            field, i = field + 1, i + 1
+            continue
+        # the record ends; up to the line feed only more carriage returns may follow
+        line_end = text.find("\n", i)
+        if text[i : end if line_end < 0 else line_end].strip("\r"):
+            return field, i, "carriage return"
+        return None
+
+
+def _malformed(
+    path: Path, text: str, names: Sequence[str], line: int, error: csv.Error
+) -> ChallengeFileError:
+    start = _line_offset(text, line)
+    problem = _quoting_problem(text, start)
+    if problem is None:  # not expected: the csv module and the scan disagree
+        return ChallengeFileError(path, f"malformed CSV ({error})", line=line)
+    field, offset, kind = problem
+    at = line + text.count("\n", start, offset)
+    on = "this line" if at == line else f"line {at}"
+    reasons = {
+        "too long": f"a field longer than {MAX_FIELD_CHARS:,} characters starts here "
+        "(is a quote left open?)",
+        "unclosed": "a quote opened here is never closed before the end of the file",
+        "after quote": f"text follows the closing quote on {on} (a quote inside a quoted "
+        'field must be doubled "", and a field with commas or line breaks quoted whole)',
+        "carriage return": f"a carriage return inside an unquoted field on {on} "
+        "(fields with line breaks must be quoted)",
+    }
+    return ChallengeFileError(
+        path, f"malformed CSV: {reasons[kind]}", line=line, column=_column_name(names, field)
+    )
+
+
+def _wrong_field_count(
+    path: Path, names: Sequence[str], line: int, found: int
+) -> ChallengeFileError:
+    if found > len(names):
+        column = _column_name(names, len(names) - 1)
+        hint = f"text after {column!r} (a comma outside quotes, or a quote closed too early?)"
+    else:
+        column = _column_name(names, found)
+        hint = f"{column!r} is missing (a quoted field holding the separators?)"
+    fields = "1 field" if found == 1 else f"{found} fields"
+    return ChallengeFileError(
+        path,
+        f"malformed CSV: {fields} where the header has {len(names)}: {hint}",
+        line=line,
+        column=column,
+    )
+
+
+def _parse(path: Path, text: str, names: Sequence[str]) -> tuple[list[list[str]], list[int]]:
+    """The data records and the line each starts on; bad quoting or field counts raise."""
+    width = len(names)
+    rows: list[list[str]] = []
     starts: list[int] = []
-    previous_end = 0
-    for record_number, _ in enumerate(reader):
-        if record_number > 0:
-            starts.append(previous_end + 1)
-        previous_end = reader.line_num
-    return starts
+    end = 0  # the last line consumed
+    reader = csv.reader(io.StringIO(text), strict=True)
+    try:
+        with _field_limit(MAX_FIELD_CHARS):
+            next(reader)
+            end = reader.line_num
+            for record in reader:
+                if len(record) != width:
+                    if not record or (len(record) == 1 and not record[0].strip()):
+                        end = reader.line_num  # a blank line, skipped as pandas did
+                        continue
+                    raise _wrong_field_count(path, names, end + 1, len(record))
+                rows.append(record)
+                starts.append(end + 1)
+                end = reader.line_num
+    except csv.Error as error:
+        raise _malformed(path, text, names, end + 1, error) from None
+    return rows, starts
+
+
+def _nul_error(path: Path, raw: bytes, position: int, names: Sequence[str]) -> ChallengeFileError:
+    # in UTF-8 a 0 byte is always U+0000, so the prefix decodes
+    prefix = raw[:position].decode("utf-8").removeprefix("\ufeff")
+    return ChallengeFileError(
+        path,
+        f"a NUL character (byte offset {position}): text cannot hold NUL "
+        "(PostgreSQL rejects it); is the file binary or damaged?",
+        line=raw.count(b"\n", 0, position) + 1,
+        column=_column_at(prefix, names),
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -104,15 +261,12 @@ def _decode(path: Path, raw: bytes) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        line_start = raw.rfind(b"\n", 0, error.start) + 1
         line = raw.count(b"\n", 0, error.start) + 1
-        column = None
         header = raw.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
-        names = next(csv.reader([header]), [])
-        prefix = raw[line_start : error.start].decode("utf-8", errors="replace")
-        field = len(next(csv.reader([prefix + "x"]), [""])) - 1
-        if 0 <= field < len(names):
-            column = names[field] or "index"
+        names = _last_loose_record(header)
+        # from the start of the file: a record may span lines
+        prefix = raw[: error.start].decode("utf-8").removeprefix("\ufeff")
+        column = _column_at(prefix, names)
         bad = raw[error.start : error.end]
         raise ChallengeFileError(
             path,
@@ -132,7 +286,11 @@ def _read_csv(path: Path, expected: Sequence[str]) -> _CsvFile:
     if not raw.strip():
         raise ChallengeFileError(path, "the file is empty", line=1)
     text = _decode(path, raw)
-    header = next(csv.reader(io.StringIO(text)))
+    try:
+        with _field_limit(MAX_FIELD_CHARS):
+            header = next(csv.reader(io.StringIO(text), strict=True))
+    except csv.Error as error:
+        raise _malformed(path, text, ["", *expected], 1, error) from None
     missing = [column for column in expected if column not in header[1:]]
     if missing:
         raise ChallengeFileError(
@@ -149,21 +307,23 @@ def _read_csv(path: Path, expected: Sequence[str]) -> _CsvFile:
             line=1,
             column=header[0],
         )
+    nul = raw.find(b"\0")  # bytes: far faster to search than the decoded text
     try:
-        frame = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False, engine="c"
-        )
-    except pd.errors.ParserError as error:
-        match = _PARSER_LINE.search(str(error))
-        raise ChallengeFileError(
-            path,
-            f"malformed CSV ({error})",
-            line=int(match.group(1)) if match else None,
-        ) from None
-    frame = frame.rename(columns={frame.columns[0]: "index"})
-    if frame.empty:
+        rows, starts = _parse(path, text, header)
+    except ChallengeFileError as error:
+        # report whichever comes first in the file
+        if nul >= 0 and raw.count(b"\n", 0, nul) + 1 < (error.line or 0):
+            raise _nul_error(path, raw, nul, header) from None
+        raise
+    if nul >= 0:
+        raise _nul_error(path, raw, nul, header)
+    if not rows:
         raise ChallengeFileError(path, "the file has a header but no rows", line=2)
-    return _CsvFile(path, text, frame, hashlib.sha256(raw).hexdigest())
+    # a name the header repeats: its first column counts, as it did with pandas
+    positions = [0, *(header.index(column, 1) for column in expected)]
+    frame = pd.DataFrame(rows, columns=range(len(header)))[positions]
+    frame.columns = pd.Index(["index", *expected])
+    return _CsvFile(path, frame, hashlib.sha256(raw).hexdigest(), starts)
 
 
 def _first_bad(mask: pd.Series) -> int | None:
@@ -177,11 +337,22 @@ def _integers(file: _CsvFile, column: str) -> pd.Series:
     if bad is not None:
         raise ChallengeFileError(
             file.path,
-            f"{values.iloc[bad]!r} is not a non-negative integer",
+            f"{values.iloc[bad]!r} is not a non-negative integer (ASCII digits 0-9)",
             line=file.line_of(bad),
-            column=column if column != "index" else "index",
+            column=column,
         )
-    return values.astype("int64")
+    try:
+        return values.astype("int64")
+    except OverflowError:
+        too_large = _first_bad(values.map(int) > _INT64_MAX)  # only on failure: slow
+        assert too_large is not None
+        raise ChallengeFileError(
+            file.path,
+            f"{values.iloc[too_large]} does not fit in a signed 64-bit integer "
+            f"(at most {_INT64_MAX})",
+            line=file.line_of(too_large),
+            column=column,
+        ) from None
 
 
 def _unique(file: _CsvFile, values: pd.Series, column: str) -> None:
@@ -204,6 +375,16 @@ def _listings(file: _CsvFile) -> pd.DataFrame:
     productid = _integers(file, "productid")
     _unique(file, productid, "productid")
     imageid = _integers(file, "imageid")
+    # rejected here rather than by the asset check, which runs after the rows are committed;
+    # same test as quality.no_empty_designation
+    empty = _first_bad(file.frame["designation"].str.strip() == "")
+    if empty is not None:
+        raise ChallengeFileError(
+            file.path,
+            "empty designation: every product needs its title (the description may be empty)",
+            line=file.line_of(empty),
+            column="designation",
+        )
     description = file.frame["description"]
     frame = pd.DataFrame(
         {

@@ -1,7 +1,13 @@
-"""Data-quality rules for loaded partitions, as plain functions (the asset checks call them)."""
+"""Data-quality rules for loaded partitions, as plain functions.
+
+They are applied twice: by the loader to a partition's rows before anything is written (a
+breach refuses the load), and by the blocking asset checks of `products` to what is stored
+after the load (a breach reverts the load). Both use the names of the checks.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -29,11 +35,11 @@ def _outcome(frame: pd.DataFrame, failing: pd.Series, what: str) -> RuleOutcome:
     )
 
 
-def row_count_matches(actual: int, expected: int) -> RuleOutcome:
+def row_count_matches(actual: int, expected: int, what: str = "stored") -> RuleOutcome:
     return RuleOutcome(
         passed=actual == expected,
         failing_rows=abs(actual - expected),
-        description=f"{actual} row(s) stored, partition arithmetic expects {expected}",
+        description=f"{actual} row(s) {what}, partition arithmetic expects {expected}",
     )
 
 
@@ -51,3 +57,27 @@ def labels_within_codes(frame: pd.DataFrame) -> RuleOutcome:
 def productid_unique(frame: pd.DataFrame) -> RuleOutcome:
     """No productid appears twice in the whole table."""
     return _outcome(frame, frame["productid"].duplicated(keep=False), "sharing a productid")
+
+
+# The blocking rules that judge a frame of listings, by the name of their asset check.
+FRAME_RULES: tuple[tuple[str, Callable[[pd.DataFrame], RuleOutcome]], ...] = (
+    ("no_empty_designation", no_empty_designation),
+    ("labels_within_codes", labels_within_codes),
+    ("productid_unique", productid_unique),
+)
+ROW_COUNT_RULE = "row_count_matches_partition"
+
+
+def partition_breaches(
+    frame: pd.DataFrame, expected_rows: int | None = None
+) -> list[tuple[str, RuleOutcome]]:
+    """The blocking rules a partition's rows break (empty when they break none).
+
+    `expected_rows` is the partition arithmetic's row count, when the caller knows it.
+    """
+    outcomes = [(name, rule(frame)) for name, rule in FRAME_RULES]
+    if expected_rows is not None:
+        outcomes.append(
+            (ROW_COUNT_RULE, row_count_matches(len(frame), expected_rows, "in the partition"))
+        )
+    return [(name, outcome) for name, outcome in outcomes if not outcome.passed]

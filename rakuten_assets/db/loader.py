@@ -4,21 +4,33 @@ A load:
 1. takes the project's write lock (PostgreSQL advisory lock / SQLite BEGIN IMMEDIATE), so two
    loads never interleave and load ids follow commit order;
 2. refuses to run when a predecessor partition has never been loaded;
-3. compares the partition's source rows with what the database holds and writes only the
+3. refuses rows that break a blocking data-quality rule (`data/quality.py`: empty designation,
+   label outside the 27 codes, repeated productid, row count of the partition when known),
+   naming the rule, the count and example productids, before anything is written;
+4. compares the partition's source rows with what the database holds and writes only the
    difference: new rows are INSERTed, changed rows UPDATEd, rows of this partition that left
    the source DELETEd; every change is a `products_history` row with old and new values;
-4. records a `data_loads` row (batch name, counts, source hashes, Dagster run id).
+5. records a `data_loads` row (batch name, counts, source hashes, Dagster run id).
 
 Everything happens in one transaction: a failure anywhere leaves the database as it was.
 Re-loading an unchanged partition adds a `data_loads` row and no history (idempotent).
+
+Second line of defence: when a blocking check of `products` still fails after the commit (a
+rule added later, data changed under the load), `enforce_blocking_rule` reverts the load
+(`revert_load`): the rows it changed get back the state the audit trail gives them before it
+(INSERT -> delete, UPDATE -> old values, DELETE -> re-inserted), each revert is a history row
+carrying the load's id and the id of the row it undoes, and the load is marked `reverted` with
+the reason. Loaded partitions, snapshots and training ignore reverted loads.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +42,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    func,
     insert,
     literal,
     select,
@@ -40,14 +53,36 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from rakuten_assets.data.challenge_files import LABELLED_COLUMNS
 from rakuten_assets.data.partitions import batch_name, percentage_of, predecessors
+from rakuten_assets.data.quality import RuleOutcome, partition_breaches
 from rakuten_assets.db.engine import exclusive_transaction
+from rakuten_assets.db.queries import reverted_load_ids
 from rakuten_assets.db.schema import VALUE_COLUMNS, data_loads, products, products_history
 
 CHUNK = 5_000
 
 
 class LoadRefused(RuntimeError):
-    """The load cannot run (for instance, earlier partitions are missing)."""
+    """The load cannot run: earlier partitions are missing, or its rows break a blocking rule.
+
+    `breaches` holds (rule name, outcome) for each blocking rule broken (empty otherwise);
+    `rule`, `failing_rows` and `examples` describe the first one.
+    """
+
+    def __init__(self, message: str, breaches: Sequence[tuple[str, RuleOutcome]] = ()) -> None:
+        super().__init__(message)
+        self.breaches = list(breaches)
+
+    @property
+    def rule(self) -> str | None:
+        return self.breaches[0][0] if self.breaches else None
+
+    @property
+    def failing_rows(self) -> int:
+        return self.breaches[0][1].failing_rows if self.breaches else 0
+
+    @property
+    def examples(self) -> list[int]:
+        return list(self.breaches[0][1].examples) if self.breaches else []
 
 
 @dataclass(frozen=True)
@@ -197,12 +232,35 @@ def _insert_new_rows(
     )
 
 
-def _validate_delta(delta: pd.DataFrame) -> pd.DataFrame:
+def _require_columns(delta: pd.DataFrame) -> None:
     missing = [c for c in LABELLED_COLUMNS if c not in delta.columns]
     if missing:
         raise ValueError(f"the partition's rows lack column(s) {missing}")
-    if delta["productid"].duplicated().any():
-        raise ValueError("the partition's rows repeat a productid")
+
+
+def _refuse_breaches(key: str, delta: pd.DataFrame, expected_rows: int | None) -> None:
+    """Raise LoadRefused when the partition's rows break a blocking rule of data/quality.py."""
+    breaches = partition_breaches(delta, expected_rows)
+    if not breaches:
+        return
+    details = "; ".join(
+        f"{name}: {outcome.description}"
+        + (
+            f" (productids {', '.join(map(str, outcome.examples))}"
+            + (", ..." if outcome.failing_rows > len(outcome.examples) else "")
+            + ")"
+            if outcome.examples
+            else ""
+        )
+        for name, outcome in breaches
+    )
+    raise LoadRefused(
+        f"load of partition {key} refused by blocking rule(s) {details}; nothing was written",
+        breaches,
+    )
+
+
+def _prepared_rows(delta: pd.DataFrame) -> pd.DataFrame:
     frame = delta.loc[:, list(LABELLED_COLUMNS)].copy()
     frame["source_row"] = delta.index.to_numpy()
     frame["description"] = (
@@ -213,34 +271,61 @@ def _validate_delta(delta: pd.DataFrame) -> pd.DataFrame:
     return frame.set_index("productid", drop=False)
 
 
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _rows_before_this_load(connection: Connection) -> int:
+    """Rows of `products` now: the last completed load's total, unless a revert came after it.
+
+    Only loads and reverts write `products`, one at a time: the last load's total is the row
+    count without scanning the table (counting grew with the table). A revert changes the count
+    without a load, so after one the table is counted (reverts are rare).
+    """
+    last = connection.execute(
+        select(data_loads.c.total_rows, data_loads.c.completed_at)
+        .where(data_loads.c.status == "completed")
+        .order_by(data_loads.c.id.desc())
+        .limit(1)
+    ).first()
+    last_revert = connection.execute(
+        select(func.max(data_loads.c.reverted_at)).where(data_loads.c.status == "reverted")
+    ).scalar_one()
+    if last_revert is not None and (
+        last is None or _as_utc(last_revert) >= _as_utc(last.completed_at)
+    ):
+        return int(connection.execute(select(func.count()).select_from(products)).scalar_one())
+    return int(last.total_rows) if last is not None else 0
+
+
 def load_partition(
     engine: Engine,
     key: str,
     delta: pd.DataFrame,
     source_hashes: Mapping[str, str],
     dagster_run_id: str | None = None,
+    expected_rows: int | None = None,
 ) -> LoadResult:
-    """Load partition `key` (its rows in `delta`, indexed by the challenge row index)."""
+    """Load partition `key` (its rows in `delta`, indexed by the challenge row index).
+
+    `expected_rows`: the partition's row count by the partition arithmetic, when known; a
+    different count refuses the load like any other blocking rule.
+    """
     percentage = percentage_of(key)
-    rows = _validate_delta(delta)
+    _require_columns(delta)
     with exclusive_transaction(engine) as connection:
         loaded = loaded_partitions(connection)
         missing = [p for p in predecessors(key) if p not in loaded]
-        previous_total = (
-            connection.execute(
-                select(data_loads.c.total_rows)
-                .where(data_loads.c.status == "completed")
-                .order_by(data_loads.c.id.desc())
-                .limit(1)
-            ).scalar_one_or_none()
-            or 0
-        )
         if missing:
             raise LoadRefused(
                 f"cannot load partition {key}: earlier partition(s) {', '.join(missing)} "
                 f"are not loaded yet; load them first (for example: rakuten load-data, or a "
                 f"backfill of {missing[0]}..{key} in the Dagster UI)"
             )
+        # The blocking rules, before anything is written: a refusal leaves no trace.
+        _refuse_breaches(key, delta, expected_rows)
+        rows = _prepared_rows(delta)
+        previous_total = _rows_before_this_load(connection)
         now = utcnow()
         load_id = connection.execute(
             insert(data_loads).returning(data_loads.c.id),
@@ -294,8 +379,6 @@ def load_partition(
         history = _change_history(changed, changed_before, gone, now, load_id, key)
         _bulk_insert(connection, products_history, HISTORY_COLUMNS, _rows(history, HISTORY_COLUMNS))
 
-        # Only loads write `products`, one at a time: the last load's total plus this delta is
-        # the row count, without scanning the table (counting grew with the table).
         total_rows = previous_total + len(new) - len(gone)
         completed = utcnow()
         result = LoadResult(
@@ -364,4 +447,268 @@ def _change_history(
     return history.astype(object).where(history.notna(), None)
 
 
-__all__ = ["LoadRefused", "LoadResult", "load_partition", "loaded_partitions"]
+REVERT_HISTORY_COLUMNS: tuple[str, ...] = (*HISTORY_COLUMNS, "reverts_id")
+
+
+@dataclass(frozen=True)
+class RevertResult:
+    """What `revert_load` did to the rows one load had changed."""
+
+    load_id: int
+    partition_key: str
+    reason: str
+    rows_deleted: int = 0  # rows the load had inserted (or changed from nothing), deleted
+    rows_restored: int = 0  # rows the load had updated, back to their earlier values
+    rows_reinserted: int = 0  # rows the load had deleted, inserted again
+    rows_kept: int = 0  # rows a later load changed again: left as that load wrote them
+    already_reverted: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _history_by_product(connection: Connection, productids: Sequence[int]) -> dict[int, list[Any]]:
+    """Every history row of these products outside reverted loads, oldest first."""
+    rows: dict[int, list[Any]] = defaultdict(list)
+    for chunk in _chunks(sorted(productids)):
+        for row in connection.execute(
+            select(products_history)
+            .where(
+                products_history.c.productid.in_(chunk),
+                products_history.c.load_id.not_in(reverted_load_ids()),
+            )
+            .order_by(products_history.c.id)
+        ):
+            rows[int(row.productid)].append(row)
+    return rows
+
+
+def _stored_rows(connection: Connection, productids: Sequence[int]) -> dict[int, Any]:
+    stored: dict[int, Any] = {}
+    for chunk in _chunks(sorted(productids)):
+        for row in connection.execute(select(products).where(products.c.productid.in_(chunk))):
+            stored[int(row.productid)] = row
+    return stored
+
+
+def _revert(connection: Connection, load_id: int, reason: str) -> RevertResult:
+    """Undo load `load_id` inside the caller's transaction (which holds the write lock).
+
+    For each product the load changed, the state to go back to is the one the audit trail
+    gives just before the load, ignoring reverted loads (exactly what a snapshot shows): absent
+    when there is no earlier row or it is a DELETE, else its values, partition, source row,
+    load id and time. A product that a later load changed again keeps that load's state. The
+    `old_` values of a revert's history row are what `products` held when it was reverted.
+    """
+    load = connection.execute(select(data_loads).where(data_loads.c.id == load_id)).first()
+    if load is None:
+        raise ValueError(f"there is no load {load_id} in data_loads")
+    if load.status == "reverted":
+        return RevertResult(
+            load_id, load.partition_key, load.status_reason or "", already_reverted=True
+        )
+    if load.status != "completed":
+        raise ValueError(f"load {load_id} is {load.status}, not completed: nothing to revert")
+
+    own = connection.execute(
+        select(products_history)
+        .where(products_history.c.load_id == load_id, products_history.c.reverts_id.is_(None))
+        .order_by(products_history.c.id)
+    ).all()
+    productids = [int(row.productid) for row in own]
+    history = _history_by_product(connection, productids)
+    stored = _stored_rows(connection, productids)
+    now = utcnow()
+    deletes: list[int] = []
+    updates: list[dict[str, object]] = []
+    inserts: list[tuple[object, ...]] = []
+    reverts: list[tuple[object, ...]] = []
+    counts = {"deleted": 0, "restored": 0, "reinserted": 0, "kept": 0}
+
+    for change in own:
+        pid = int(change.productid)
+        rows = history[pid]
+        if rows[-1].id != change.id:
+            counts["kept"] += 1
+            continue
+        earlier = [row for row in rows if row.id < change.id]
+        before = earlier[-1] if earlier and earlier[-1].operation != "DELETE" else None
+        current = stored.get(pid)
+        nothing = (None,) * len(VALUE_COLUMNS)
+        old = tuple(getattr(current, c) for c in VALUE_COLUMNS) if current else nothing
+        new = tuple(getattr(before, f"new_{c}") for c in VALUE_COLUMNS) if before else nothing
+        where = before if before is not None else change
+        if current is None and before is None:
+            continue
+        if before is None:
+            deletes.append(pid)
+            operation = "DELETE"
+            counts["deleted"] += 1
+        elif current is not None:
+            updates.append(
+                {
+                    "pid": pid,
+                    **dict(zip(VALUE_COLUMNS, new, strict=True)),
+                    "partition_key": before.partition_key,
+                    "source_row": before.source_row,
+                    "updated_at": before.at,
+                    "load_id": before.load_id,
+                }
+            )
+            operation = "UPDATE"
+            counts["restored"] += 1
+        else:
+            inserted = [row for row in earlier if row.operation == "INSERT"]
+            created = inserted[-1].at if inserted else before.at
+            values = dict(zip(VALUE_COLUMNS, new, strict=True)) | {
+                "productid": pid,
+                "partition_key": before.partition_key,
+                "source_row": before.source_row,
+                "created_at": created,
+                "updated_at": before.at,
+                "load_id": before.load_id,
+            }
+            inserts.append(tuple(values[c] for c in PRODUCT_COLUMNS))
+            operation = "INSERT"
+            counts["reinserted"] += 1
+        reverts.append(
+            (
+                operation,
+                now,
+                load_id,
+                pid,
+                where.partition_key,
+                where.source_row,
+                *old,
+                *new,
+                change.id,
+            )
+        )
+
+    for chunk in _chunks(deletes):
+        connection.execute(products.delete().where(products.c.productid.in_(chunk)))
+    if updates:
+        connection.execute(
+            update(products)
+            .where(products.c.productid == bindparam("pid"))
+            .values(
+                {
+                    name: bindparam(name)
+                    for name in (
+                        *VALUE_COLUMNS,
+                        "partition_key",
+                        "source_row",
+                        "updated_at",
+                        "load_id",
+                    )
+                }
+            ),
+            updates,
+        )
+    _bulk_insert(connection, products, PRODUCT_COLUMNS, inserts)
+    _bulk_insert(connection, products_history, REVERT_HISTORY_COLUMNS, reverts)
+    connection.execute(
+        update(data_loads)
+        .where(data_loads.c.id == load_id)
+        .values(status="reverted", status_reason=reason, reverted_at=now)
+    )
+    return RevertResult(
+        load_id=int(load_id),
+        partition_key=load.partition_key,
+        reason=reason,
+        rows_deleted=counts["deleted"],
+        rows_restored=counts["restored"],
+        rows_reinserted=counts["reinserted"],
+        rows_kept=counts["kept"],
+    )
+
+
+def revert_load(engine: Engine, load_id: int, reason: str) -> RevertResult:
+    """Undo a committed load in one transaction under the write lock, and mark it `reverted`.
+
+    Idempotent: reverting a reverted load changes nothing (`already_reverted`).
+    """
+    with exclusive_transaction(engine) as connection:
+        return _revert(connection, load_id, reason)
+
+
+def checked_load(connection: Connection, key: str, dagster_run_id: str | None) -> Any:
+    """The load a check of partition `key` in run `dagster_run_id` judges.
+
+    The load this run made (any status), else the partition's last completed load (a check
+    run on its own judges what is stored), else None.
+    """
+    if dagster_run_id is not None:
+        mine = connection.execute(
+            select(data_loads)
+            .where(data_loads.c.partition_key == key, data_loads.c.dagster_run_id == dagster_run_id)
+            .order_by(data_loads.c.id.desc())
+            .limit(1)
+        ).first()
+        if mine is not None:
+            return mine
+    return connection.execute(
+        select(data_loads)
+        .where(data_loads.c.partition_key == key, data_loads.c.status == "completed")
+        .order_by(data_loads.c.id.desc())
+        .limit(1)
+    ).first()
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    """A blocking rule applied to a committed load: its verdict, and the revert it caused."""
+
+    rule: str
+    outcome: RuleOutcome
+    load_id: int | None
+    revert: RevertResult | None = None
+
+
+def enforce_blocking_rule(
+    engine: Engine,
+    key: str,
+    dagster_run_id: str | None,
+    rule: str,
+    evaluate: Callable[[Connection], RuleOutcome],
+) -> Enforcement:
+    """Apply a blocking rule to what a load of partition `key` stored; revert it on failure.
+
+    `evaluate` reads the database through the connection it is given, inside a transaction
+    that holds the write lock, so no load or revert interleaves between the verdict and the
+    revert. A load that was already reverted (another rule failed first) fails every rule.
+    """
+    with exclusive_transaction(engine) as connection:
+        load = checked_load(connection, key, dagster_run_id)
+        if load is not None and load.status == "reverted":
+            return Enforcement(
+                rule,
+                RuleOutcome(
+                    passed=False,
+                    failing_rows=0,
+                    description=f"load {load.id} of partition {key} was reverted: "
+                    f"{load.status_reason}",
+                ),
+                int(load.id),
+            )
+        outcome = evaluate(connection)
+        if outcome.passed or load is None:
+            return Enforcement(rule, outcome, int(load.id) if load is not None else None)
+        examples = (
+            f" (productids {', '.join(map(str, outcome.examples))})" if outcome.examples else ""
+        )
+        reason = f"blocking check {rule} failed: {outcome.description}{examples}"
+        revert = _revert(connection, int(load.id), reason)
+        return Enforcement(rule, outcome, int(load.id), revert)
+
+
+__all__ = [
+    "Enforcement",
+    "LoadRefused",
+    "LoadResult",
+    "RevertResult",
+    "enforce_blocking_rule",
+    "load_partition",
+    "loaded_partitions",
+    "revert_load",
+]

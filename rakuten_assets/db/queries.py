@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, and_, func, insert, select
+from sqlalchemy import Connection, Engine, Select, and_, func, insert, select
 
 from rakuten_assets.data.challenge_files import LABELLED_COLUMNS
 from rakuten_assets.db.schema import (
@@ -27,6 +27,19 @@ def _as_utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _all(bind: Engine | Connection, query: Select) -> list:  # type: ignore[type-arg]
+    """Rows of a query, on an engine (its own connection) or inside a caller's transaction."""
+    if isinstance(bind, Connection):
+        return list(bind.execute(query).all())
+    with bind.connect() as connection:
+        return list(connection.execute(query).all())
+
+
+def reverted_load_ids() -> Select:  # type: ignore[type-arg]
+    """The ids of reverted loads, as a subquery."""
+    return select(data_loads.c.id).where(data_loads.c.status == "reverted")
+
+
 def snapshot(
     engine: Engine, load_id: int | None = None, at: datetime | None = None
 ) -> pd.DataFrame:
@@ -36,9 +49,13 @@ def snapshot(
     back with the values they had then. Sorted by productid; columns are those of a
     labelled listing plus `partition_key` and `first_seen` (the id of the product's first
     history row: the order in which products entered the data).
+
+    A reverted load (a blocking check of `products` failed after it) never happened as far as
+    snapshots go: its history rows and those of its revert (both carry its load id) are left
+    out, whatever `load_id` or `at` is asked for.
     """
     history = products_history
-    conditions = []
+    conditions = [history.c.load_id.not_in(reverted_load_ids())]
     if load_id is not None:
         conditions.append(history.c.load_id <= load_id)
     if at is not None:
@@ -76,20 +93,21 @@ def snapshot(
     )
 
 
-def current_products(engine: Engine, partition_key: str | None = None) -> pd.DataFrame:
-    """The `products` table as it is now (or one partition of it), sorted by productid."""
+def current_products(engine: Engine | Connection, partition_key: str | None = None) -> pd.DataFrame:
+    """The `products` table as it is now (or one partition of it), sorted by productid.
+
+    `engine` may be a connection, to read inside a transaction (the blocking checks do).
+    """
     query = select(
         *(products.c[name] for name in LABELLED_COLUMNS), products.c.partition_key
     ).order_by(products.c.productid)
     if partition_key is not None:
         query = query.where(products.c.partition_key == partition_key)
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    return pd.DataFrame(rows, columns=[*LABELLED_COLUMNS, "partition_key"])
+    return pd.DataFrame(_all(engine, query), columns=[*LABELLED_COLUMNS, "partition_key"])
 
 
 def load_history(engine: Engine) -> pd.DataFrame:
-    """Every committed load, oldest first."""
+    """Every committed load, oldest first, reverted ones included (see `status`)."""
     columns = [
         data_loads.c.id,
         data_loads.c.batch_name,
@@ -105,17 +123,44 @@ def load_history(engine: Engine) -> pd.DataFrame:
         data_loads.c.completed_at,
         data_loads.c.status,
         data_loads.c.source_hashes,
+        data_loads.c.status_reason,
+        data_loads.c.reverted_at,
     ]
     with engine.connect() as connection:
         rows = connection.execute(select(*columns).order_by(data_loads.c.id)).all()
     frame = pd.DataFrame(rows, columns=[c.name for c in columns])
-    for column in ("started_at", "completed_at"):
+    for column in ("started_at", "completed_at", "reverted_at"):
         frame[column] = [_as_utc(v) for v in frame[column]]
     return frame
 
 
+@dataclass(frozen=True)
+class LoadStatus:
+    load_id: int
+    partition_key: str
+    status: str  # completed, or reverted (a blocking check of products failed after it)
+    reason: str | None
+    dagster_run_id: str | None
+
+
+def load_status(engine: Engine, load_id: int) -> LoadStatus | None:
+    """The status of one load (None when no load has this id)."""
+    columns = (
+        data_loads.c.id,
+        data_loads.c.partition_key,
+        data_loads.c.status,
+        data_loads.c.status_reason,
+        data_loads.c.dagster_run_id,
+    )
+    rows = _all(engine, select(*columns).where(data_loads.c.id == load_id))
+    return LoadStatus(*rows[0]) if rows else None
+
+
 def latest_load_id(engine: Engine, partition_key: str) -> int | None:
-    """The last completed load of a partition (the data "as of" that partition)."""
+    """The last completed load of a partition (the data "as of" that partition).
+
+    Reverted loads do not count: a partition whose only load was reverted has none.
+    """
     query = select(func.max(data_loads.c.id)).where(
         data_loads.c.partition_key == partition_key, data_loads.c.status == "completed"
     )

@@ -27,6 +27,10 @@ from rakuten_assets.data.categories import CODES
 
 metadata = MetaData()
 
+# `running` exists only inside a load's transaction; `completed` is a committed load;
+# `reverted` is a load undone because a blocking check of `products` failed after it.
+LOAD_STATUSES: tuple[str, ...] = ("running", "completed", "reverted")
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 AutoId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -55,7 +59,12 @@ data_loads = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("status", String(16), nullable=False),
-    CheckConstraint("status IN ('running', 'completed')", name="ck_data_loads_status"),
+    # Why a load is not (or no longer) completed: the blocking check that reverted it.
+    Column("status_reason", Text, nullable=True),
+    Column("reverted_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint(
+        f"status IN ({', '.join(repr(s) for s in LOAD_STATUSES)})", name="ck_data_loads_status"
+    ),
     Index("ix_data_loads_partition_key", "partition_key"),
 )
 
@@ -93,6 +102,8 @@ products_history = Table(
     Column("new_designation", Text, nullable=True),
     Column("new_description", Text, nullable=True),
     Column("new_prdtypecode", Integer, nullable=True),
+    # Set on the rows written by a revert: the id of the history row this row undoes.
+    Column("reverts_id", BigInteger, nullable=True),
     CheckConstraint(
         "operation IN ('INSERT', 'UPDATE', 'DELETE')", name="ck_products_history_operation"
     ),

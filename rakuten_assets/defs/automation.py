@@ -4,10 +4,16 @@
   (balanced_dataset -> trained_model -> registered_model_version, promotion by the rule).
   A sensor rather than an eager automation condition: eager conditions over static partitions
   wait for missing upstream partitions, and most of the 21 are not loaded for weeks.
-- `retrain_on_drift`: when `drift_metrics` reports drift, retrain the latest loaded partition,
-  at most once per cooldown (RAKUTEN_DRIFT_RETRAIN_COOLDOWN_HOURS, default 6).
+  Dagster records the materialization of `products` before its blocking checks run, and keeps
+  it when they fail; so the sensor waits for the loading run to finish, skips a load whose
+  checks did not all pass in that run, and trains only a load the project database records
+  as `completed` (a failed check reverts the load: status `reverted`).
+- `retrain_on_drift`: when `drift_metrics` reports drift, retrain the latest loaded partition
+  (by the project database), at most once per cooldown (RAKUTEN_DRIFT_RETRAIN_COOLDOWN_HOURS,
+  default 6).
 - `drift_metrics_hourly`: materializes `drift_metrics` every hour.
-- `weekly_load` (off by default): loads the next +3% increment (batch `week_N`) on Mondays.
+- `weekly_load` (off by default): loads the next +3% increment (batch `week_N`) on Mondays;
+  the next one by the project database, so a reverted partition is loaded again.
 - `alert_on_run_failure`: logs an alert for every failed run.
 
 Sensors keep their progress in their cursor (the last event storage id seen), so a restart
@@ -18,10 +24,14 @@ import json
 import time
 
 import dagster as dg
+from sqlalchemy import Engine
 
 from rakuten_assets.data.partitions import PARTITION_KEYS, next_partition
+from rakuten_assets.db.loader import loaded_partitions
+from rakuten_assets.db.queries import latest_load_id, load_status
 from rakuten_assets.defs.ingestion import ingest_job
 from rakuten_assets.defs.monitoring import drift_job
+from rakuten_assets.defs.resources import DatabaseResource
 from rakuten_assets.defs.training import train_job
 from rakuten_assets.settings import Settings
 
@@ -56,48 +66,135 @@ def _run_trains(instance: dg.DagsterInstance, run_id: str | None) -> bool:
     )
 
 
-def _materialized_partitions(instance: dg.DagsterInstance, key: dg.AssetKey) -> set[str]:
-    return set(instance.get_materialized_partitions(key))
+def _loaded_partitions(engine: Engine) -> set[str]:
+    """Partitions with a completed load in the project database (reverted loads do not count)."""
+    with engine.connect() as connection:
+        return loaded_partitions(connection)
+
+
+def _check_events(instance: dg.DagsterInstance, run_id: str, kind: dg.DagsterEventType) -> list:
+    """The event data (planned or evaluated check) of one kind of check event of `products`."""
+    records = instance.get_records_for_run(run_id=run_id, of_type=kind, limit=1000).records
+    events = [record.event_log_entry.dagster_event for record in records]
+    data = [event.event_specific_data for event in events if event is not None]
+    return [d for d in data if getattr(d, "asset_key", None) == PRODUCTS]
+
+
+def _unpassed_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The checks of `products` planned in a run that did not pass (failed or never evaluated).
+
+    Sorted names; empty when every planned check passed (or none was planned).
+    """
+    planned = _check_events(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED)
+    evaluated = _check_events(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    passed = {e.check_name for e in evaluated if e.passed or e.blocking is False}
+    return sorted({p.check_name for p in planned} - passed)
+
+
+def _load_id_of(record: dg.EventLogRecord) -> int | None:
+    materialization = record.asset_materialization
+    value = materialization.metadata.get("load_id") if materialization else None
+    value = getattr(value, "value", value)
+    return int(value) if isinstance(value, int) else None
+
+
+TRAIN, WAIT = "train", "wait"
+
+
+def _new_partition_verdict(
+    instance: dg.DagsterInstance, engine: Engine, record: dg.EventLogRecord
+) -> str:
+    """`train`, `wait` (the loading run is still running) or why the load is not trained."""
+    partition = record.partition_key
+    if partition is None:
+        return "not partitioned"
+    # A model of this partition registered after this load (e.g. `rakuten train`
+    # run by hand, or `make demo`) already covers it; so does the loading run itself
+    # when it also trains (a backfill of the whole lineage).
+    if _latest_storage_id(instance, REGISTERED, partition) > record.storage_id:
+        return "a model of this partition was registered after the load"
+    if _run_trains(instance, record.run_id):
+        return "the loading run trains the partition itself"
+    if record.run_id:
+        run = instance.get_run_by_id(record.run_id)
+        if run is not None and not run.is_finished:
+            return WAIT  # its blocking checks may still fail and revert the load
+        unpassed = _unpassed_checks(instance, record.run_id)
+        if unpassed:
+            return f"blocking check(s) {', '.join(unpassed)} of the load did not pass"
+    # The project database decides: the load of this materialization (or, for an event
+    # reported from outside Dagster, the partition's last load) must be completed.
+    load_id = _load_id_of(record) or latest_load_id(engine, partition)
+    status = load_status(engine, load_id) if load_id is not None else None
+    if status is None:
+        return f"partition {partition} has no load in the project database"
+    if status.status != "completed":
+        return f"load {status.load_id} of partition {partition} is {status.status}: {status.reason}"
+    return TRAIN
+
+
+MAX_WAITING = 100
 
 
 @dg.sensor(
     job=train_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Train each products partition that lands (once per load).",
+    description="Train each products partition that lands (once per load) once its loading "
+    "run has finished, its blocking checks passed and the database records it completed.",
 )
-def train_on_new_partition(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+def train_on_new_partition(
+    context: dg.SensorEvaluationContext, database: DatabaseResource
+) -> dg.SensorResult:
     cursor = _cursor(context)
     after = int(cursor.get("after", 0))
-    result = context.instance.fetch_materializations(
+    waiting = [int(storage_id) for storage_id in cursor.get("waiting", [])]
+    records = []
+    if waiting:  # loads whose run was still running at an earlier evaluation
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=PRODUCTS, storage_ids=waiting),
+            limit=len(waiting),
+            ascending=True,
+        ).records
+    records += context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=PRODUCTS, after_storage_id=after),
         limit=100,
         ascending=True,
-    )
-    requests = []
-    for record in result.records:
+    ).records
+    engine = database.engine()
+    requests, still_waiting = [], []
+    for record in records:
         after = max(after, record.storage_id)
-        partition = record.partition_key
-        if partition is None:
-            continue
-        # A model of this partition registered after this load (e.g. `rakuten train`
-        # run by hand, or `make demo`) already covers it; so does the loading run itself
-        # when it also trains (a backfill of the whole lineage).
-        if _latest_storage_id(context.instance, REGISTERED, partition) > record.storage_id:
-            continue
-        if _run_trains(context.instance, record.run_id):
-            continue
-        requests.append(
-            dg.RunRequest(
-                run_key=f"train-{partition}-after-load-{record.storage_id}",
-                partition_key=partition,
-                tags={AUTOMATION_TAG: "new-partition"},
+        verdict = _new_partition_verdict(context.instance, engine, record)
+        if verdict == WAIT:
+            still_waiting.append(record.storage_id)
+        elif verdict == TRAIN:
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"train-{record.partition_key}-after-load-{record.storage_id}",
+                    partition_key=record.partition_key,
+                    tags={AUTOMATION_TAG: "new-partition"},
+                )
             )
+        else:
+            context.log.info(f"products [{record.partition_key}] not trained: {verdict}")
+    if len(still_waiting) > MAX_WAITING:
+        context.log.warning(
+            f"{len(still_waiting) - MAX_WAITING} load(s) waited too long for their run; "
+            "train them by hand (rakuten train --partition P)"
+        )
+        still_waiting = still_waiting[-MAX_WAITING:]
+    skip = None
+    if not requests:
+        skip = (
+            f"waiting for {len(still_waiting)} loading run(s) to finish"
+            if still_waiting
+            else "no new products partition to train"
         )
     return dg.SensorResult(
         run_requests=requests,
-        cursor=json.dumps({**cursor, "after": after}),
-        skip_reason=None if requests else "no new products partition to train",
+        cursor=json.dumps({**cursor, "after": after, "waiting": still_waiting}),
+        skip_reason=skip,
     )
 
 
@@ -108,7 +205,9 @@ def train_on_new_partition(context: dg.SensorEvaluationContext) -> dg.SensorResu
     description="Retrain the latest loaded partition when drift_metrics reports drift "
     "(with a cooldown).",
 )
-def retrain_on_drift(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+def retrain_on_drift(
+    context: dg.SensorEvaluationContext, database: DatabaseResource
+) -> dg.SensorResult:
     cursor = _cursor(context)
     after = int(cursor.get("after", 0))
     last_retrain = float(cursor.get("last_retrain_at", 0.0))
@@ -133,7 +232,7 @@ def retrain_on_drift(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             cursor=json.dumps(state),
             skip_reason=f"drift reported, but the cooldown holds for {wait:.0f} more minutes",
         )
-    loaded = _materialized_partitions(context.instance, PRODUCTS)
+    loaded = _loaded_partitions(database.engine())
     latest = max((key for key in PARTITION_KEYS if key in loaded), default=None)
     if latest is None:
         return dg.SensorResult(cursor=json.dumps(state), skip_reason="no partition loaded")
@@ -166,9 +265,12 @@ drift_metrics_hourly = dg.ScheduleDefinition(
     description="Load the next +3% increment every Monday at 06:00 (batch week_N). Off by "
     "default: turn it on in the UI (Automation) to replay the challenge's weekly arrivals.",
 )
-def weekly_load(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    loaded = _materialized_partitions(context.instance, PRODUCTS)
-    key = next_partition(loaded)
+def weekly_load(
+    context: dg.ScheduleEvaluationContext, database: DatabaseResource
+) -> dg.RunRequest | dg.SkipReason:
+    # The project database, not Dagster's materializations: Dagster keeps the materialization
+    # of a load whose blocking checks failed (and reverted it); that partition is loaded again.
+    key = next_partition(_loaded_partitions(database.engine()))
     if key is None:
         return dg.SkipReason("all 21 partitions are loaded (100% of the data)")
     when = context.scheduled_execution_time

@@ -1,19 +1,27 @@
 """Ingestion assets: `raw_products` (a partition read from the files) -> `products` (loaded).
 
-Both are partitioned by percentage; the checks on `products` are blocking, so a partition
-with bad data never reaches training.
+Both are partitioned by percentage. Bad data is stopped twice: the load itself refuses rows
+that break a blocking rule (nothing is written), and the blocking checks on `products` judge
+what was stored; a check that fails reverts the load (`reverted` in data_loads), so a
+partition with bad data never reaches training.
 """
 
 from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy import Connection
 
 from rakuten_assets.data import quality
 from rakuten_assets.data.categories import category_name
 from rakuten_assets.data.challenge_files import ChallengeFileError
 from rakuten_assets.data.partitions import PartitionDelta, partition_delta
-from rakuten_assets.db.loader import LoadRefused, load_partition
+from rakuten_assets.db.loader import (
+    Enforcement,
+    LoadRefused,
+    enforce_blocking_rule,
+    load_partition,
+)
 from rakuten_assets.db.queries import current_products
 from rakuten_assets.defs.partitions import ONE_PARTITION_PER_RUN, products_partitions
 from rakuten_assets.defs.resources import ChallengeFilesResource, DatabaseResource
@@ -100,9 +108,17 @@ def products(
             raw_products.frame,
             raw_products.source_hashes,
             dagster_run_id=context.run.run_id,
+            expected_rows=raw_products.slice.rows,
         )
     except LoadRefused as error:
-        raise dg.Failure(description=str(error)) from error
+        raise dg.Failure(
+            description=str(error),
+            metadata={
+                "rule": error.rule or "",
+                "failing_rows": error.failing_rows,
+                "example_productids": dg.MetadataValue.json(error.examples),
+            },
+        ) from error
     context.log.info(
         f"load {result.load_id} ({result.batch_name}): +{result.rows_added} "
         f"~{result.rows_updated} -{result.rows_deleted}, {result.total_rows} rows in total"
@@ -122,16 +138,44 @@ def products(
     )
 
 
-def _check_result(outcome: quality.RuleOutcome) -> dg.AssetCheckResult:
+def _check_result(
+    context: dg.AssetCheckExecutionContext, enforcement: Enforcement
+) -> dg.AssetCheckResult:
+    outcome = enforcement.outcome
+    metadata: dict[str, object] = {
+        "failing_rows": outcome.failing_rows,
+        "example_productids": dg.MetadataValue.json(outcome.examples),
+    }
+    if enforcement.load_id is not None:
+        metadata["load_id"] = enforcement.load_id
+    description = outcome.description
+    if enforcement.revert is not None:
+        revert = enforcement.revert
+        metadata["reverted"] = dg.MetadataValue.json(revert.as_dict())
+        description += (
+            f"; load {revert.load_id} reverted ({revert.rows_deleted} row(s) deleted, "
+            f"{revert.rows_restored} restored, {revert.rows_reinserted} re-inserted)"
+        )
+        context.log.error(f"partition {context.partition_key}: {description}")
     return dg.AssetCheckResult(
         passed=outcome.passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=outcome.description,
-        metadata={
-            "failing_rows": outcome.failing_rows,
-            "example_productids": dg.MetadataValue.json(outcome.examples),
-        },
+        description=description,
+        metadata=metadata,
     )
+
+
+def _enforce(
+    context: dg.AssetCheckExecutionContext,
+    database: DatabaseResource,
+    name: str,
+    evaluate: Callable[[Connection], quality.RuleOutcome],
+) -> dg.AssetCheckResult:
+    """Apply a blocking rule to this run's load of the partition; a failure reverts the load."""
+    enforcement = enforce_blocking_rule(
+        database.engine(), context.partition_key, context.run.run_id, name, evaluate
+    )
+    return _check_result(context, enforcement)
 
 
 @dg.asset_check(
@@ -144,8 +188,15 @@ def row_count_matches_partition(
     context: dg.AssetCheckExecutionContext, raw_products: PartitionDelta, database: DatabaseResource
 ) -> dg.AssetCheckResult:
     """The partition holds exactly the rows the partition arithmetic gives it."""
-    stored = current_products(database.engine(), context.partition_key)
-    return _check_result(quality.row_count_matches(len(stored), raw_products.slice.rows))
+    key, expected = context.partition_key, raw_products.slice.rows
+    return _enforce(
+        context,
+        database,
+        quality.ROW_COUNT_RULE,
+        lambda connection: quality.row_count_matches(
+            len(current_products(connection, key)), expected
+        ),
+    )
 
 
 def _rule_check(
@@ -164,7 +215,9 @@ def _rule_check(
         context: dg.AssetCheckExecutionContext, database: DatabaseResource
     ) -> dg.AssetCheckResult:
         scope = None if whole_table else context.partition_key
-        return _check_result(rule(current_products(database.engine(), scope)))
+        return _enforce(
+            context, database, name, lambda connection: rule(current_products(connection, scope))
+        )
 
     return check
 

@@ -2,7 +2,10 @@
 
 Partitioned like `products`: the model at "049" is trained on the data as of the last load of
 partition 049 (a point-in-time snapshot from the audit trail). Blocking checks gate each step:
-too few test rows or a leak stop training; an F1 under the floor stops registration.
+too few test rows or a leak stop training; an F1 under the floor stops registration. The
+blocking check only guards a run that materializes both: `registered_model_version` also
+refuses a model under the floor itself (materialized alone, it reads an earlier
+`trained_model` output whose check may have failed).
 """
 
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ from rakuten_assets.ml.dataset import (
 )
 from rakuten_assets.ml.model import TrainingParams, train
 from rakuten_assets.ml.plots import class_counts_png, markdown_image
-from rakuten_assets.ml.registry import decide_promotion
+from rakuten_assets.ml.registry import RegistryError, decide_promotion
 from rakuten_assets.ml.tracking import log_training_run
 from rakuten_assets.settings import Settings
 
@@ -294,18 +297,35 @@ def registered_model_version(
     mlflow_registry: MlflowResource,
     database: DatabaseResource,
 ) -> dg.MaterializeResult:
-    """The model registered (alias `challenger`) and, when it wins, aliased `production`."""
+    """The model registered (alias `challenger`) and, when it wins, aliased `production`.
+
+    A model under the weighted-F1 floor is never registered, whatever ran before.
+    """
+    floor = Settings().min_weighted_f1
+    value = trained_model.metrics["weighted_f1"]
+    if value < floor:
+        raise dg.Failure(
+            description=f"refusing to register the model of MLflow run {trained_model.run_id} "
+            f"(partition {trained_model.partition_key}): weighted F1 {value:.4f} is under the "
+            f"floor {floor:.2f} (RAKUTEN_MIN_WEIGHTED_F1); nothing was registered",
+            metadata={"weighted_f1": value, "floor": floor},
+        )
     registry = mlflow_registry.registry(database.engine())
-    registered = registry.register(
-        trained_model.model_uri,
-        trained_model.run_id,
-        tags={
-            "partition": trained_model.partition_key,
-            "data_load_id": str(trained_model.load_id),
-            "data_hash": trained_model.data_hash,
-            "dagster_run_id": context.run.run_id,
-        },
-    )
+    try:
+        # The registry checks the metric the run logged as well (the source of truth).
+        registered = registry.register(
+            trained_model.model_uri,
+            trained_model.run_id,
+            tags={
+                "partition": trained_model.partition_key,
+                "data_load_id": str(trained_model.load_id),
+                "data_hash": trained_model.data_hash,
+                "dagster_run_id": context.run.run_id,
+            },
+            min_weighted_f1=floor,
+        )
+    except RegistryError as error:
+        raise dg.Failure(description=str(error)) from error
     version = str(registered.version)  # an int from a local store, a str from a server
     candidate_f1 = trained_model.metrics["weighted_f1"]
     champion = registry.production()

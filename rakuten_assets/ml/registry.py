@@ -7,6 +7,9 @@
 Champion/challenger: a candidate is promoted when its weighted F1 reaches the floor AND it is
 not worse than the production version evaluated on the candidate's own test set (the split is
 stable across partitions, so no product of that test set was ever in a training set).
+The floor (RAKUTEN_MIN_WEIGHTED_F1) also guards the other ways in: `register` refuses a run
+under it when given the floor, and `force_promote` refuses a version whose run is under it
+unless the operator explicitly allows it (recorded in the reason).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -27,6 +29,8 @@ from sqlalchemy import Engine, insert, select
 
 from rakuten_assets.db.schema import model_promotions
 from rakuten_assets.ml.model import listings
+from rakuten_assets.ml.model_loader import load_model
+from rakuten_assets.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +112,46 @@ class ModelRegistry:
     def __post_init__(self) -> None:
         self.client = MlflowClient(self.tracking_uri)
 
+    # -- the weighted-F1 floor ----------------------------------------------------------
+    def run_weighted_f1(self, run_id: str | None) -> float | None:
+        """The weighted F1 a training run logged (None: no run, or no such metric)."""
+        if not run_id:
+            return None
+        value = self.client.get_run(run_id).data.metrics.get("weighted_f1")
+        return float(value) if value is not None else None
+
+    def _under_floor(self, run_id: str | None, floor: float) -> tuple[float | None, str | None]:
+        """The run's weighted F1, and why it is not acceptable (None when it reaches the floor)."""
+        value = self.run_weighted_f1(run_id)
+        if value is None:
+            return None, f"run {run_id or '(none)'} logged no weighted_f1 metric"
+        if value < floor:
+            return value, (
+                f"run {run_id}: weighted F1 {value:.4f} is under the floor {floor:.2f} "
+                "(RAKUTEN_MIN_WEIGHTED_F1)"
+            )
+        return value, None
+
     # -- versions and aliases ------------------------------------------------------------
-    def register(self, model_uri: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
-        """Register a logged model as a new version and make it the challenger."""
+    def register(
+        self,
+        model_uri: str,
+        run_id: str,
+        tags: dict[str, str],
+        min_weighted_f1: float | None = None,
+    ) -> ModelVersion:
+        """Register a logged model as a new version and make it the challenger.
+
+        With `min_weighted_f1`, a run whose logged weighted F1 is under it (or missing) is
+        refused (RegistryError) before anything is registered.
+        """
+        if min_weighted_f1 is not None:
+            _, problem = self._under_floor(run_id, min_weighted_f1)
+            if problem:
+                raise RegistryError(
+                    f"refusing to register a model as {self.model_name}: {problem}; a model "
+                    "under the floor is never registered, so no promotion can pick it"
+                )
         try:
             self.client.create_registered_model(
                 self.model_name,
@@ -187,7 +228,7 @@ class ModelRegistry:
     # -- evaluation ------------------------------------------------------------------------
     def weighted_f1_on(self, version: str, test: pd.DataFrame) -> float:
         """Weighted F1 of a registered version on a test set."""
-        model = mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
+        model = load_model(f"models:/{self.model_name}/{version}", self.tracking_uri)
         predicted = model.predict(listings(test))
         return float(f1_score(test["prdtypecode"], predicted, average="weighted"))
 
@@ -255,9 +296,32 @@ class ModelRegistry:
             decision.champion_f1,
         )
 
-    def force_promote(self, version: str, actor: str, reason: str) -> PromotionEvent:
-        """Make a version production without a decision (an operator's call, recorded)."""
-        return self._set_production(version, "force", actor, reason)
+    def force_promote(
+        self,
+        version: str,
+        actor: str,
+        reason: str,
+        allow_below_floor: bool = False,
+        min_weighted_f1: float | None = None,
+    ) -> PromotionEvent:
+        """Make a version production without a decision (an operator's call, recorded).
+
+        A version whose run's weighted F1 is under the floor (`min_weighted_f1`, default
+        RAKUTEN_MIN_WEIGHTED_F1) or unknown is refused unless `allow_below_floor`; the override
+        is then written into the recorded reason.
+        """
+        floor = Settings().min_weighted_f1 if min_weighted_f1 is None else min_weighted_f1
+        found = self.version(version)  # fails clearly when it does not exist
+        value, problem = self._under_floor(found.run_id, floor)
+        if problem:
+            if not allow_below_floor:
+                raise RegistryError(
+                    f"refusing to force {self.model_name} v{version} to production: {problem}. "
+                    "Pass --allow-below-floor (allow_below_floor=True) to promote it anyway; "
+                    "the override is recorded"
+                )
+            reason = f"{reason} [allowed below the floor by --allow-below-floor: {problem}]"
+        return self._set_production(version, "force", actor, reason, candidate_f1=value)
 
     def history(self) -> list[PromotionEvent]:
         with self.engine.connect() as connection:

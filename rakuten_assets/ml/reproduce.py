@@ -13,7 +13,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -22,6 +21,7 @@ from sqlalchemy import Engine
 from rakuten_assets.db.queries import snapshot
 from rakuten_assets.ml.dataset import BalancedDataset, SplitParams, build_balanced_dataset
 from rakuten_assets.ml.model import TrainingParams, listings, train
+from rakuten_assets.ml.model_loader import load_model
 from rakuten_assets.ml.tracking import MODEL_ARTIFACT, PREDICTIONS_ARTIFACT
 
 
@@ -90,8 +90,7 @@ def reproduce_run(engine: Engine, tracking_uri: str, run_id: str) -> Reproductio
     with tempfile.TemporaryDirectory() as folder:
         path = client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, folder)
         logged = pd.read_csv(Path(path))[["productid", "predicted"]]
-    mlflow.set_tracking_uri(tracking_uri)
-    logged_model = mlflow.sklearn.load_model(f"runs:/{run_id}/{MODEL_ARTIFACT}")
+    logged_model = load_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", tracking_uri)
     from_logged_model = pd.DataFrame(
         {
             "productid": dataset.test["productid"].to_numpy(),

@@ -20,6 +20,7 @@ from mlflow.types import ColSpec, Schema
 
 from rakuten_assets.ml.dataset import BalancedDataset
 from rakuten_assets.ml.model import TrainingResult, listings, model_card
+from rakuten_assets.ml.model_loader import UntrustedModelError, untrusted_types
 from rakuten_assets.ml.plots import confusion_matrix_png
 from rakuten_assets.monitoring.drift import ReferenceProfile, model_vocabulary, reference_profile
 
@@ -35,9 +36,6 @@ def training_reference(dataset: BalancedDataset, pipeline: object) -> ReferenceP
     vocabulary."""
     return reference_profile(dataset.train, model_vocabulary(pipeline), seed=dataset.params.seed)
 
-
-# Types beyond scikit-learn's that the model may contain; anything else refuses to log.
-TRUSTED_MODULE_PREFIXES = ("rakuten_assets.", "numpy.", "sklearn.", "builtins.", "scipy.")
 
 SIGNATURE = ModelSignature(
     inputs=Schema(
@@ -82,11 +80,12 @@ def git_commit() -> str:
 
 
 def trusted_types(pipeline: object) -> list[str]:
-    """The non-default types skops must trust to load the model; refuses unexpected ones."""
+    """The non-default types skops must trust to load the model; refuses a model that the
+    loader (ml.model_loader) would refuse, so nothing unloadable is ever logged."""
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
-    unexpected = [t for t in untrusted if not t.startswith(TRUSTED_MODULE_PREFIXES)]
-    if unexpected:
-        raise ValueError(f"the model contains types that should not be trusted: {unexpected}")
+    refused = untrusted_types(untrusted)
+    if refused:
+        raise UntrustedModelError(f"the model contains types outside the allow-list: {refused}")
     return untrusted
 
 

@@ -12,11 +12,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sqlalchemy import Engine
 
+from rakuten_assets.ml.model_loader import load_model
 from rakuten_assets.ml.registry import PRODUCTION
 from rakuten_assets.ml.reproduce import rebuild_dataset
 from rakuten_assets.ml.tracking import MODEL_ARTIFACT, REFERENCE_ARTIFACT, training_reference
@@ -54,6 +54,5 @@ def load_reference(tracking_uri: str, run_id: str, engine: Engine) -> tuple[Refe
         except (MlflowException, OSError):
             pass
     dataset = rebuild_dataset(engine, client.get_run(run_id))
-    mlflow.set_tracking_uri(tracking_uri)
-    pipeline = mlflow.sklearn.load_model(f"runs:/{run_id}/{MODEL_ARTIFACT}")
+    pipeline = load_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", tracking_uri)
     return training_reference(dataset, pipeline), "rebuilt from the audit trail"
