@@ -23,8 +23,8 @@ WORKERS ?= 2
 PORTS := --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT) --serving-port $(SERVING_PORT) \
          --workers $(WORKERS)
 
-.PHONY: help setup install synth-data generate-data init-db load-data status generate-dataset \
-        train-model train-model-promote models mlflow-ui demo demo-stop start stop restart ps \
+.PHONY: help setup install synth-data synth-report generate-data init-db load-data status generate-dataset \
+        train-model train-model-promote models evaluations mlflow-ui demo demo-stop start stop restart ps \
         check-health logs logs-api logs-mlflow logs-dagster test-api run-ui test test-fast lint \
         format bench bench-ingest bench-train bench-serve bench-drift serve export-inference-log \
         drift simulate-traffic compose-config clean
@@ -53,6 +53,9 @@ synth-data: install ## Generate the default data (84,916 + 13,812 listings, seed
 
 generate-data: synth-data ## Same as synth-data
 
+synth-report: install ## Realism report of data/raw: figures beside the real set's, shortcuts, probe
+	$(RUN) synth --report
+
 $(DATA_DIR)/X_train_update.csv: | $(VENV)/.installed
 	$(RUN) synth
 
@@ -68,14 +71,17 @@ status: install ## Loaded percentage, rows per class, load history
 generate-dataset: install ## Build the balanced dataset of the latest loaded partition
 	$(RUN) dataset
 
-train-model: install ## Train on the latest loaded partition; register as challenger
-	$(RUN) train
+train-model: install ## Train on the latest loaded partition; register as challenger (PRESET=seed)
+	$(RUN) train --preset $(or $(PRESET),default)
 
 train-model-promote: install ## Train, then promote if the champion/challenger rule says so
-	$(RUN) train --promote
+	$(RUN) train --promote --preset $(or $(PRESET),default)
 
 models: install ## Registered model versions, aliases, metrics, production history
 	$(RUN) models
+
+evaluations: install ## The production model graded on each new partition (before training on it)
+	$(RUN) evaluations
 
 mlflow-ui: install ## MLflow UI in the foreground (`make start` runs it in the background)
 	$(BIN)/mlflow server --backend-store-uri sqlite:///$(CURDIR)/.rakuten/mlflow.db \
@@ -125,8 +131,8 @@ export-inference-log: install ## Write the inference log to data/monitoring/infe
 drift: install ## Materialize drift_metrics: live traffic vs the production model's training data
 	$(RUN) drift
 
-simulate-traffic: install ## Send 500 requests to the server (SHIFT=none|length|category|language)
-	$(RUN) simulate-traffic --shift $(or $(SHIFT),none)
+simulate-traffic: install ## Send 500 requests to the server (SHIFT=none|length|category|language, FEEDBACK=0-1: share corrected)
+	$(RUN) simulate-traffic --shift $(or $(SHIFT),none) --feedback $(or $(FEEDBACK),0)
 
 run-ui: setup ## The Dagster UI (dagster dev) in the foreground on http://127.0.0.1:3000
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)

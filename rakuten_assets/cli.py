@@ -145,13 +145,26 @@ def synth(
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: RAKUTEN_DATA_DIR).")
     ] = None,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Print the realism report of the files in the output folder (generated "
+            "first when absent): figures beside the real set's, shortcut measures, and what "
+            "a model trained on them predicts for empty and unfamiliar input.",
+        ),
+    ] = False,
 ) -> None:
     """Generate realistic listings in the exact format of the challenge files."""
+    from rakuten_assets.data.challenge_files import challenge_files_present
     from rakuten_assets.data.synth.generator import SynthOptions, synthesize
 
     if rows < 1 or test_rows < 0:
         raise fail("--rows must be >= 1 and --test-rows >= 0")
     out_dir = out or Settings().data_dir
+    if report and challenge_files_present(out_dir):
+        realism_report(out_dir)
+        return
     with progress_bar() as progress:
         task = progress.add_task("generating listings", total=rows + test_rows)
         written = synthesize(
@@ -161,6 +174,46 @@ def synth(
         )
     for path in written.values():
         console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
+    if report:
+        realism_report(out_dir)
+
+
+def realism_report(data_dir: Path) -> None:
+    """Print the realism report of the challenge files in `data_dir`."""
+    from rich.table import Table
+
+    from rakuten_assets.data.challenge_files import read_training_set
+    from rakuten_assets.data.synth.realism import measure, typical_words_of
+    from rakuten_assets.data.synth.vocab import common_slots
+    from rakuten_assets.ml.probes import probe_generated_data
+
+    frame = read_training_set(data_dir).frame
+    labels = frame["prdtypecode"].tolist()
+    table = Table(title=f"realism of {data_dir} ({len(frame):,} listings)")
+    for column in ("figure", "these files", "real set", "source of the real figure"):
+        table.add_column(column)
+    for figure in measure(frame, labels, list(common_slots()["seller_padding"])):
+        shown = (lambda v: f"{v:.3f}") if figure.unit == "share" else (lambda v: f"{v:,.1f}")
+        real = "" if figure.real is None else shown(figure.real)
+        unit = "" if figure.unit == "share" else f" ({figure.unit})"
+        table.add_row(figure.label + unit, shown(figure.generated), real, figure.source)
+    console.print(table)
+    typical = typical_words_of(frame, labels)
+    console.print("most typical title words of a few classes (what the shortcut share counts):")
+    for code in (10, 1160, 2583, 1560):
+        console.print(f"  {code}: {', '.join(typical.get(code, [])[:12])}", highlight=False)
+    with console.status("training the default model on 20,000 listings for the probe"):
+        result = probe_generated_data(
+            frame[["designation", "description"]], frame["prdtypecode"], rows=20_000
+        )
+    console.print(
+        f"empty listing -> {result.empty_class} (p {result.empty_confidence:.2f}); "
+        f"unfamiliar titles: mean confidence {result.unfamiliar_mean_confidence:.2f} "
+        f"(uniform: {1 / 27:.2f}), {result.unfamiliar_confident_share:.1%} answered with "
+        f"p >= 0.5, most frequent answer {result.unfamiliar_top_class} "
+        f"({result.unfamiliar_top_share:.0%})",
+        highlight=False,
+    )
 
 
 @app.command("init-db")
@@ -348,7 +401,16 @@ def train_command(
     partition: Annotated[
         str | None, typer.Option(help="Partition to train on (default: the latest loaded).")
     ] = None,
-    max_features: Annotated[int | None, typer.Option(help="TF-IDF vocabulary size.")] = None,
+    preset: Annotated[
+        str,
+        typer.Option(
+            "--preset",
+            "--config",
+            help="Named configuration: default (word + character n-grams, calibrated linear "
+            "SVM) or seed (the seed project's 5,000-word TF-IDF + logistic regression).",
+        ),
+    ] = "default",
+    max_features: Annotated[int | None, typer.Option(help="Word TF-IDF vocabulary size.")] = None,
     c: Annotated[
         float | None, typer.Option("--C", "--c", help="Inverse regularization strength.")
     ] = None,
@@ -371,11 +433,12 @@ def train_command(
         percentage_of(key)
     except ValueError as error:
         raise fail(str(error)) from None
-    training = {
-        name: value
+    training: dict[str, object] = {"preset": preset}
+    training.update(
+        (name, value)
         for name, value in (("max_features", max_features), ("C", c), ("classifier", classifier))
         if value is not None
-    }
+    )
     metadata = materialize(
         "train",
         key,
@@ -514,6 +577,55 @@ def models(
 
 
 @app.command()
+def evaluations(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The production model graded on each partition's new rows, before training on them."""
+    from rakuten_assets.db.evaluations import model_evaluations_frame
+
+    settings = Settings()
+    frame = model_evaluations_frame(_engine(), settings.model_name)
+    records = [
+        {
+            # a missing test F1 reads back as NaN in a float column
+            **{k: None if v != v else v for k, v in row.items() if k != "id"},
+            "evaluated_at": row["evaluated_at"].isoformat(),
+        }
+        for row in frame.to_dict("records")
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(records, indent=2) + "\n")
+        return
+    if not records:
+        console.print(
+            "no evaluation yet: production_model_evaluation grades each partition loaded "
+            "after a model is in production (make load-data)"
+        )
+        return
+    table = Table(title=f"{settings.model_name} graded on new partitions")
+    for column in ("partition", "version", "rows", "accuracy", "weighted F1", "macro F1"):
+        table.add_column(column)
+    table.add_column("test F1 - F1")
+    table.add_column("evaluated")
+    for row in records:
+        test_f1 = row["model_test_f1"]
+        drop = "-" if test_f1 is None else f"{test_f1 - row['weighted_f1']:+.4f}"
+        if test_f1 is not None and test_f1 - row["weighted_f1"] > settings.quality_f1_margin:
+            drop = f"[red]{drop}[/]"
+        table.add_row(
+            row["partition_key"],
+            row["model_version"],
+            str(row["rows"]),
+            f"{row['accuracy']:.4f}",
+            f"{row['weighted_f1']:.4f}",
+            f"{row['macro_f1']:.4f}",
+            drop,
+            row["evaluated_at"][:19],
+        )
+    console.print(table)
+
+
+@app.command()
 def reproduce(run_id: Annotated[str, typer.Argument(help="MLflow run id of a training.")]) -> None:
     """Rebuild a run's exact data from the audit trail, retrain, compare test predictions."""
     from mlflow.exceptions import MlflowException
@@ -551,7 +663,8 @@ def serve(
         int | None, typer.Option(help="HTTP processes (default: as many as workers).", min=1)
     ] = None,
 ) -> None:
-    """Serve the production model over HTTP (LitServe): /predict, /health, /info, /metrics."""
+    """Serve the production model over HTTP (LitServe): /predict, /feedback, /health, /info,
+    /metrics."""
     from serving.server import run
 
     console.print(
@@ -585,6 +698,12 @@ def drift(
         f"pushgateway: {metadata.get('pushgateway')})"
     )
     console.print(str(metadata.get("reasons", "")), highlight=False)
+    corrected = metadata.get("feedback_corrected") or 0
+    if corrected:
+        console.print(
+            f"live accuracy {float(metadata['feedback_accuracy']):.3f} on the {corrected} "
+            "corrected prediction(s) of the window (POST /feedback)"
+        )
 
 
 @app.command("simulate-traffic")
@@ -600,23 +719,50 @@ def simulate_traffic(
         50.0
     ),
     seed: Annotated[int, typer.Option(help="Random seed of the sample.")] = 0,
+    feedback: Annotated[
+        float,
+        typer.Option(
+            help="Share of the requests (0-1) whose answer is corrected on /feedback with the "
+            "true code; those requests are labelled listings of partition 100 (X_train/Y_train).",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.0,
 ) -> None:
-    """Send realistic requests built from X_test_update.csv, optionally drifted."""
+    """Send realistic requests built from X_test_update.csv, optionally drifted; with
+    --feedback, correct a share of the answers as users would."""
     from rakuten_assets.data.categories import category_name
-    from rakuten_assets.data.challenge_files import read_test_set
+    from rakuten_assets.data.challenge_files import (
+        challenge_files_present,
+        read_test_set,
+        read_training_set,
+    )
+    from rakuten_assets.data.partitions import PARTITION_KEYS, partition_delta
     from rakuten_assets.monitoring.simulate import send_traffic
-    from rakuten_assets.monitoring.traffic import SHIFTS, shifted_requests
+    from rakuten_assets.monitoring.traffic import SHIFTS, requests_with_feedback
 
     if shift not in SHIFTS:
         raise fail(f"--shift must be one of {', '.join(SHIFTS)}, not {shift!r}")
     settings = Settings()
     test = read_test_set(settings.data_dir)
-    if test is None:
+    if test is None and feedback < 1:
         raise fail(
             f"no X_test_update.csv in {settings.data_dir}/: run `rakuten synth` or copy the "
             "challenge's file there"
         )
-    requests = shifted_requests(test, n, shift, seed, max_chars=settings.max_text_chars)
+    labelled = None
+    if feedback > 0:
+        # X_test has no labels: the corrected requests are training listings, those of the
+        # last partition, which a model trained before it has never seen.
+        if not challenge_files_present(settings.data_dir):
+            raise fail(
+                f"--feedback needs the labelled training files (X_train, Y_train) in "
+                f"{settings.data_dir}/: run `rakuten synth` or copy the challenge's files there"
+            )
+        labelled = partition_delta(read_training_set(settings.data_dir), PARTITION_KEYS[-1]).frame
+    requests, labels = requests_with_feedback(
+        test, labelled, n, feedback, shift, seed, max_chars=settings.max_text_chars
+    )
     with progress_bar() as progress:
         task = progress.add_task(f"{shift} traffic to {url}", total=len(requests))
         summary = send_traffic(
@@ -625,6 +771,7 @@ def simulate_traffic(
             rate=rate,
             api_key=settings.api_key,
             on_done=lambda: progress.advance(task),
+            labels=labels if feedback > 0 else None,
         )
     console.print(
         f"sent {summary.sent} request(s) in {summary.seconds:.1f} s: {summary.ok} answered, "
@@ -636,6 +783,13 @@ def simulate_traffic(
             for code, count in summary.predicted.most_common(5)
         )
         console.print(f"mean confidence {summary.mean_confidence:.3f}; top classes: {top}")
+    if feedback > 0:
+        console.print(
+            f"sent {summary.feedback_sent} correction(s) to /feedback: "
+            f"{summary.feedback_stored} stored, statuses "
+            f"{dict(sorted(summary.feedback_statuses.items()))}; live accuracy on them "
+            f"{summary.feedback_accuracy:.3f}"
+        )
     for error in summary.errors:
         errors.print(f"  {error}", highlight=False)
     if summary.ok == 0:
@@ -882,10 +1036,17 @@ def demo(
     console.print(
         f"""[bold]Dagster UI[/]   {dagster_url}   asset graph, partitions, runs, sensors
 [bold]MLflow UI[/]    {mlflow_url}   runs, metrics, model registry ({settings.model_name})
-[bold]Model API[/]    {serving_url}/docs   /predict, /health, /info, /metrics
+[bold]Model API[/]    {serving_url}/docs   /predict, /feedback, /health, /info, /metrics
 
-What to try next:
-  make load-data                    load +3%: the sensor retrains and may promote a new version
+What to try next (the quality loop):
+  make simulate-traffic FEEDBACK=0.2
+                                    traffic, a fifth of it corrected by "users" (/feedback)
+  make load-data                    load +3%: the sensor grades production on the new rows
+                                    (production_model_evaluation), then retrains on them,
+                                    replays the challenger on the logged traffic and may
+                                    promote it
+  make evaluations                  the graded partitions; `make drift`: drift and the
+                                    live accuracy on corrected predictions
   make simulate-traffic SHIFT=category && make drift
                                     drifted traffic, then a drift report (and a retraining)
   curl -s {serving_url}/predict -H 'content-type: application/json' \\

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from rakuten_assets.defs import automation, ingestion, monitoring, resources, training
+from rakuten_assets.defs import automation, ingestion, monitoring, quality, resources, training
 
 # Steps run in the run's own process: the work of a step takes seconds, while starting a
 # process per step (importing dagster and pandas again) costs ~7 s on a 2-core machine.
@@ -12,5 +12,6 @@ defs = dg.Definitions.merge(
     ingestion.defs,
     training.defs,
     monitoring.defs,
+    quality.defs,
     automation.defs,
 )

@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     )
     max_batch_items: int = Field(default=256, ge=1, description="Items of one batch request.")
     max_text_chars: int = Field(default=10_000, ge=1, description="Characters of one field.")
-    api_key: str | None = Field(default=None, description="When set, /predict needs X-API-Key.")
+    api_key: str | None = Field(
+        default=None, description="When set, /predict and /feedback need X-API-Key."
+    )
     top_k: int = Field(default=3, ge=1, le=27, description="Classes returned per prediction.")
     inference_log_queue: int = Field(
         default=10_000, ge=1, description="Predictions waiting to be logged before drops."
@@ -83,6 +85,12 @@ class Settings(BaseSettings):
     )
     drift_retrain_cooldown_hours: float = Field(
         default=6.0, ge=0, description="Minimum time between two drift-triggered retrainings."
+    )
+    quality_f1_margin: float = Field(
+        default=0.03,
+        ge=0,
+        description="How far the weighted F1 of production on a new partition may fall below "
+        "its own test F1 before f1_within_margin_of_test warns.",
     )
 
     @property

@@ -4,8 +4,9 @@
   with the model's own predictions of generated traffic, the real Pushgateway; no drift on
   unshifted traffic, drift on category-shifted traffic (stored in `drift_reports`, the
   non-blocking check fails, the gauges reach the gateway);
-- the sensors: a new `products` partition triggers its training (once, after its loading run
-  has finished); drift triggers a retraining of the latest loaded partition; the cooldown holds;
+- the sensors: a new `products` partition triggers its evaluation, then its training (once,
+  after its loading run has finished); drift triggers a retraining of the latest loaded
+  partition; the cooldown holds;
 - the weekly load schedule asks for the next partition;
 - blocking checks block: a partition the loader refuses writes nothing, and a load whose
   blocking check fails after the commit is reverted; neither is trained nor counted as loaded;
@@ -232,22 +233,45 @@ def test_drift_metrics_end_to_end_and_the_retrain_sensor(
         assert len(automation.retrain_on_drift(context).run_requests) == 1
 
 
-def test_a_new_partition_triggers_its_training_once(engine: Engine, database_url: str) -> None:
+def test_a_new_partition_triggers_its_evaluation_then_its_training_once(
+    engine: Engine, database_url: str
+) -> None:
     load_partitions(engine, "040", "043", "046", "049")
     database = {"database": DatabaseResource(url=database_url)}
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=database)
+        return automation.train_on_new_partition(context)
+
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources=database)
-        assert not automation.train_on_new_partition(context).run_requests
+        assert not tick(None).run_requests
 
         instance.report_runless_asset_event(dg.AssetMaterialization("products", partition="040"))
         instance.report_runless_asset_event(dg.AssetMaterialization("products", partition="043"))
-        result = automation.train_on_new_partition(context)
-        assert [r.partition_key for r in result.run_requests] == ["040", "043"]
-        assert all(r.job_name in (None, "train") for r in result.run_requests)
+        # First the production model is graded on the new rows ...
+        result = tick(None)
+        assert [(r.job_name, r.partition_key) for r in result.run_requests] == [
+            ("evaluate", "040"),
+            ("evaluate", "043"),
+        ]
         assert len({r.run_key for r in result.run_requests}) == 2
+        waiting = tick(result.cursor)
+        assert not waiting.run_requests
+        assert "2 evaluation(s)" in str(waiting.skip_reason)
 
-        again = dg.build_sensor_context(instance=instance, cursor=result.cursor, resources=database)
-        assert not automation.train_on_new_partition(again).run_requests
+        # ... then, once an evaluation is recorded, that partition (only) is trained, once.
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("production_model_evaluation", partition="043")
+        )
+        result = tick(waiting.cursor)
+        assert [(r.job_name, r.partition_key) for r in result.run_requests] == [("train", "043")]
+        assert result.run_requests[0].run_key.startswith("train-043-after-load-")
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("production_model_evaluation", partition="040")
+        )
+        result = tick(result.cursor)
+        assert [(r.job_name, r.partition_key) for r in result.run_requests] == [("train", "040")]
+        assert not tick(result.cursor).run_requests
 
         # A load whose partition was trained by hand afterwards needs no automatic training.
         instance.report_runless_asset_event(dg.AssetMaterialization("products", partition="046"))
@@ -255,10 +279,8 @@ def test_a_new_partition_triggers_its_training_once(engine: Engine, database_url
             dg.AssetMaterialization("registered_model_version", partition="046")
         )
         instance.report_runless_asset_event(dg.AssetMaterialization("products", partition="049"))
-        later = dg.build_sensor_context(instance=instance, cursor=result.cursor, resources=database)
-        assert [r.partition_key for r in automation.train_on_new_partition(later).run_requests] == [
-            "049"
-        ]
+        later = tick(result.cursor)
+        assert [r.partition_key for r in later.run_requests] == ["049"]
 
 
 def test_the_weekly_load_asks_for_the_next_partition_and_is_off_by_default(
@@ -285,6 +307,7 @@ def test_sensors_are_on_by_default() -> None:
     for sensor in (
         automation.train_on_new_partition,
         automation.retrain_on_drift,
+        automation.retrain_on_quality_drop,
         automation.alert_on_run_failure,
     ):
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

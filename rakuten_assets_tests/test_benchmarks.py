@@ -67,12 +67,17 @@ def test_bench_serve_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     output = capsys.readouterr().out.strip().splitlines()
     match = re.fullmatch(
         r"bench-serve c1_p50_ms=([\d.]+) c32_rps=([\d.]+) c32_p99_ms=([\d.]+) "
-        r"baseline_c32_rps=([\d.]+) ratio=([\d.]+) batch_items_per_s=([\d.]+)",
+        r"baseline_c32_rps=([\d.]+) ratio=([\d.]+) batch_items_per_s=([\d.]+) "
+        r"feedback_p50_ms=([\d.]+)",
         output[-1],
     )
     assert match, output[-1]
     assert float(match.group(2)) == pytest.approx(result["c32_rps"], abs=1e-3)
+    assert float(match.group(7)) == pytest.approx(result["feedback_p50_ms"], abs=1e-3)
+    assert result["feedback_p50_ms"] > 0
     assert result["c32_rps"] > 0 and result["baseline_c32_rps"] > 0
     assert result["batch_items_per_s"] > 0
     table = [line.split() for line in output if line.startswith(("litserve ", "baseline "))]
     assert len(table) == 6 and all(row[-1] == "0" for row in table), "no request may fail"
+    (feedback,) = [line for line in output if line.startswith("feedback ")]
+    assert feedback.endswith("errors 0"), "no correction may be refused"

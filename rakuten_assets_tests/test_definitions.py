@@ -47,12 +47,19 @@ def test_code_location_loads_with_the_fixed_names() -> None:
         "registered_model_version",
         "inference_log",
         "drift_metrics",
+        "production_model_evaluation",
     }
     assert graph.get(dg.AssetKey("inference_log")).is_external
     assert graph.get(dg.AssetKey("drift_metrics")).partitions_def is None
     partitions = graph.get(dg.AssetKey("products")).partitions_def
     assert partitions is not None
     assert partitions.get_partition_keys() == list(PARTITION_KEYS)
+    evaluation = graph.get(dg.AssetKey("production_model_evaluation"))
+    assert evaluation.partitions_def == partitions
+    assert evaluation.group_name == "monitoring"
+    # lineage: it reads products (a dependency, no data input) and feeds nothing
+    assert evaluation.parent_keys == {dg.AssetKey("products")}
+    assert not evaluation.child_keys
     check_names = {key.name for key in graph.asset_check_keys}
     assert check_names == {
         "row_count_matches_partition",
@@ -63,16 +70,19 @@ def test_code_location_loads_with_the_fixed_names() -> None:
         "no_train_test_leak",
         "weighted_f1_above_floor",
         "no_drift_detected",
+        "f1_within_margin_of_test",
     }
     assert {job.name for job in defs.resolve_all_job_defs()} >= {
         "ingest",
         "train",
         "dataset",
         "drift",
+        "evaluate",
     }
     for key in graph.asset_check_keys:
-        # Data and model checks gate what follows; drift only warns.
-        assert graph.get_check_spec(key).blocking == (key.name != "no_drift_detected")
+        # Data and model checks gate what follows; drift and quality on new data only warn.
+        warns = key.name in ("no_drift_detected", "f1_within_margin_of_test")
+        assert graph.get_check_spec(key).blocking == (not warns)
 
 
 @pytest.mark.slow

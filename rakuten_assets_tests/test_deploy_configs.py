@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from rakuten_assets.monitoring.pushgateway import DRIFT_METRICS, LAST_RUN
+from rakuten_assets.monitoring.quality import QUALITY_LAST_RUN, QUALITY_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -250,7 +251,12 @@ def serving_series_names() -> set[str]:
 
 
 def known_series_names() -> set[str]:
-    return serving_series_names() | set(DRIFT_METRICS) | {LAST_RUN, "up"}
+    return (
+        serving_series_names()
+        | set(DRIFT_METRICS)
+        | set(QUALITY_METRICS)
+        | {LAST_RUN, QUALITY_LAST_RUN, "up"}
+    )
 
 
 # ============================================================================================
@@ -298,6 +304,7 @@ def test_alert_rules_are_complete() -> None:
         "rakuten_model_staleness_seconds",
         'up{job="rakuten-serving"} == 0',
         "rakuten_inference_log_dropped_total",
+        "rakuten_model_eval_test_f1 - rakuten_model_eval_f1 > 0.03",
     ):
         assert needed in expressions, needed
 

@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import clone
 from sqlalchemy import Engine, create_engine
 
 from rakuten_assets.db.queries import inference_log_frame
 from rakuten_assets.ml.inference import PROBES, CompiledClassifier, compile_pipeline
-from rakuten_assets.ml.model import TrainingResult
+from rakuten_assets.ml.model import TrainingParams, TrainingResult, build_pipeline
 from serving.inference_log import InferenceLogWriter, LoggedPrediction
 
 
@@ -48,7 +47,9 @@ def test_compiled_classifier_handles_edge_listings(trained: TrainingResult) -> N
 
 
 def test_pipelines_it_cannot_reproduce_are_served_as_they_are(trained: TrainingResult) -> None:
-    pipeline = clone(trained.pipeline).set_params(tfidf__sublinear_tf=True)
+    # the default pipeline's shape with binary word counts, which the fast path does not do
+    params = TrainingParams(min_df=1, classifier="logistic_regression")
+    pipeline = build_pipeline(params).set_params(features__words__binary=True)
     frame = pd.DataFrame(list(PROBES), columns=["designation", "description"])
     pipeline.fit(frame, trained.pipeline.classes_[: len(PROBES)])
     served = compile_pipeline(pipeline)

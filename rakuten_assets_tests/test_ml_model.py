@@ -136,8 +136,11 @@ OBVIOUS = {
 def test_minimum_functionality_on_obvious_listings(trained: TrainingResult) -> None:
     predicted = {code: predict(trained, title) for code, title in OBVIOUS.items()}
     wrong = {code: got for code, got in predicted.items() if got != code}
-    # Books 10/2705 and games 40/2905 overlap by design; allow at most two slips overall.
-    assert len(wrong) <= 2, wrong
+    # Books (10/2403/2705) and consoles and games (40/50/60/2462/2905) overlap by design, as
+    # in the real catalogue: a slip may only land in the same family, at most three of them.
+    families = [{10, 2403, 2705}, {40, 50, 60, 2462, 2905}]
+    assert all(any({code, got} <= family for family in families) for code, got in wrong.items())
+    assert len(wrong) <= 3, wrong
 
 
 def test_model_card_and_charts(trained: TrainingResult, synth_frame: pd.DataFrame) -> None:

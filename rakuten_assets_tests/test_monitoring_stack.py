@@ -3,9 +3,10 @@ by .ci/run) and the real serving process (`rakuten serve`), each on a free port 
 
 Prometheus runs on a copy of deploy/prometheus/prometheus.yml whose targets are rewritten to
 the test's ports, with 1 s scrape and evaluation intervals, and a copy of alerts.yml beside it.
-The test sends traffic (single and batch predictions, 4xx answers), pushes realistic drift
-gauges with `push_drift_gauges`, waits until Prometheus has scraped them, then asks
-Prometheus' HTTP API (/api/v1/query, all at one evaluation time):
+The test sends traffic (single and batch predictions, corrections on /feedback, 4xx answers),
+pushes realistic drift gauges with `push_drift_gauges` and the gauges of a production model
+evaluation (a partition graded 0.07 below the model's test F1), waits until Prometheus has
+scraped them, then asks Prometheus' HTTP API (/api/v1/query, all at one evaluation time):
 
 - every PromQL expression of the three Grafana dashboards (`targets[].expr` of every panel,
   rows' nested panels included), Grafana's interval variables replaced as in
@@ -19,8 +20,9 @@ Prometheus' HTTP API (/api/v1/query, all at one evaluation time):
   the alert exist and the computation works), require the FULL expression to parse, and
   require its result to be exactly the left-hand side's samples that satisfy the comparison
   (so the threshold does what it says). /api/v1/rules must list every rule with health "ok"
-  after an evaluation that follows the drift push, the drift alert pending or firing (the test
-  pushes rakuten_drift_detected=1) and the alerts on targets being down inactive.
+  after an evaluation that follows the drift push, the drift and quality alerts pending or
+  firing (the test pushes rakuten_drift_detected=1 and an F1 drop above the margin) and the
+  alerts on targets being down inactive.
 
 Every process is stopped by a finalizer registered as soon as it starts, failure or not.
 """
@@ -39,6 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -51,6 +54,15 @@ from rakuten_assets.monitoring.pushgateway import (
     PushgatewayError,
     build_registry,
     push_drift_gauges,
+    push_gauges,
+)
+from rakuten_assets.monitoring.quality import (
+    QUALITY_JOB,
+    QUALITY_LAST_RUN,
+    QUALITY_LAST_RUN_HELP,
+    QUALITY_METRICS,
+    PartitionEvaluation,
+    quality_gauges,
 )
 from rakuten_assets_tests.test_deploy_configs import (
     ALERTS,
@@ -70,6 +82,7 @@ SINGLES = 30
 BATCHES = 2
 BATCH = 16
 LISTINGS_PER_ROUND = SINGLES + BATCHES * BATCH
+FEEDBACK_PER_ROUND = 6
 FEATURES = ("designation_chars", "designation_words", "description_chars", "description_words")
 
 
@@ -105,6 +118,8 @@ def drift_gauges(seed: int = 5) -> list[tuple[str, dict[str, str], float]]:
         ("rakuten_drift_confidence_mean", {}, 0.71),
         ("rakuten_drift_low_confidence_share", {}, 0.22),
         ("rakuten_drift_window_predictions", {}, 1834.0),
+        ("rakuten_feedback_corrected", {}, 96.0),
+        ("rakuten_feedback_accuracy", {}, 0.81),
     ]
     means = {
         "designation_chars": (71.0, 78.5),
@@ -139,6 +154,21 @@ def drift_gauges(seed: int = 5) -> list[tuple[str, dict[str, str], float]]:
             for code, weight in zip(CODES, weights, strict=True)
         ]
     return gauges
+
+
+def push_quality_gauges(url: str) -> None:
+    """What production_model_evaluation pushes for a partition on which production v3 fell
+    0.07 weighted F1 below its test set (the quality alert's case)."""
+    per_class = pd.DataFrame({"f1": [0.8]}, index=pd.Index([10], name="prdtypecode"))
+    graded = PartitionEvaluation("049", "3", 2547, 0.80, 0.79, 0.71, per_class, 0.86)
+    push_gauges(
+        url,
+        quality_gauges(graded),
+        QUALITY_JOB,
+        last_run=QUALITY_LAST_RUN,
+        helps=QUALITY_METRICS,
+        last_run_help=QUALITY_LAST_RUN_HELP,
+    )
 
 
 def prometheus_config(folder: Path, ports: dict[str, int]) -> Path:
@@ -184,9 +214,11 @@ def call(what: str, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
 
 
 def send_traffic(url: str, singles: list[str], batches: list[str]) -> None:
+    answers = []
     for number, body in enumerate(singles[:SINGLES]):
         code, answer = call(f"prediction {number}", "POST", f"{url}/predict", raw=body.encode())
         assert code == 200, answer
+        answers.append(answer)
     for number, body in enumerate(batches[:BATCHES]):
         code, answer = call(f"batch {number}", "POST", f"{url}/predict", raw=body.encode())
         assert code == 200 and len(answer) == BATCH, answer
@@ -194,6 +226,31 @@ def send_traffic(url: str, singles: list[str], batches: list[str]) -> None:
     assert call("broken JSON", "POST", f"{url}/predict", raw=b'{"designation": "br')[0] == 422
     assert call("unknown page", "GET", f"{url}/no-such-page")[0] == 404
     assert call("info", "GET", f"{url}/info")[0] == 200
+    send_feedback(url, answers[:FEEDBACK_PER_ROUND])
+
+
+def send_feedback(url: str, answers: list[dict[str, Any]]) -> None:
+    """Corrections of served predictions, every other one saying the model was wrong (so both
+    series of rakuten_feedback_total exist), once the inference log holds them."""
+    items = [
+        {
+            "prediction_id": answer["prediction_id"],
+            "prdtypecode": answer["prdtypecode"]
+            if number % 2
+            else next(code for code in CODES if code != answer["prdtypecode"]),
+        }
+        for number, answer in enumerate(answers)
+    ]
+    # the log is written asynchronously: 404 until the worker's writer has flushed
+    wait_until(
+        lambda: call("feedback", "POST", f"{url}/feedback", body=items)[0] == 200,
+        30,
+        "the inference log to hold the predictions to correct",
+    )
+    code, answer = call(
+        "feedback, bad code", "POST", f"{url}/feedback", body={**items[0], "prdtypecode": 7}
+    )
+    assert code == 422, answer
 
 
 def scalar(stack: Stack, expr: str) -> float:
@@ -263,16 +320,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
             wait_until(
                 lambda r=round_: (
                     scalar(built, "sum(rakuten_predictions_total)") >= r * LISTINGS_PER_ROUND
+                    and scalar(built, "sum(rakuten_feedback_total)") >= r * FEEDBACK_PER_ROUND
                 ),
                 60,
                 f"Prometheus to scrape round {round_} of the traffic",
             )
         pushed_at = time.time()
         push_drift_gauges(pushgateway_url, drift_gauges())
+        push_quality_gauges(pushgateway_url)
         wait_until(
-            lambda: scalar(built, LAST_RUN) >= math.floor(pushed_at),
+            lambda: (
+                scalar(built, LAST_RUN) >= math.floor(pushed_at)
+                and scalar(built, QUALITY_LAST_RUN) >= math.floor(pushed_at)
+            ),
             30,
-            "Prometheus to scrape the drift gauges",
+            "Prometheus to scrape the drift and evaluation gauges",
         )
         scraped_at = time.time()
         wait_until(
@@ -376,6 +438,8 @@ def test_every_alert_rule_evaluates(stack: Stack) -> None:
     assert all(rule["type"] == "alerting" for rule in loaded.values())
     # the test pushed rakuten_drift_detected=1; every target is up; the drift job just ran
     assert loaded["RakutenDataDriftDetected"]["state"] in ("pending", "firing")
+    # ... and an evaluation 0.07 below the model's test F1 (margin 0.03)
+    assert loaded["RakutenModelQualityDrop"]["state"] in ("pending", "firing")
     for name in (
         "RakutenServingDown",
         "RakutenPushgatewayDown",
@@ -449,3 +513,15 @@ def test_build_registry_rejects_malformed_gauges() -> None:
         build_registry([("bad-name", {}, 1.0)])
     with pytest.raises(ValueError, match="reserved label"):
         build_registry([("m", {"job": "x"}, 1.0)])
+
+
+@pytest.mark.slow
+def test_evaluation_gauges_have_their_own_job_and_last_run(stack: Stack) -> None:
+    code, body = stack.query("rakuten_model_eval_f1")
+    assert code == 200, body
+    ((labels, value),) = samples(body)
+    assert labels["job"] == QUALITY_JOB and (labels["partition"], labels["version"]) == ("049", "3")
+    assert value == pytest.approx(0.79)
+    # the drift job's age stays the drift job's own (RakutenDriftJobSilent reads it)
+    code, body = stack.query(LAST_RUN)
+    assert [labels["job"] for labels, _ in samples(body)] == ["rakuten_drift"]

@@ -511,6 +511,87 @@ def test_simulated_traffic_reaches_the_server(stack: Stack, synth_frame: pd.Data
     assert (refused.ok, refused.statuses[0]) == (0, 2)
 
 
+UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+@pytest.mark.slow
+def test_predictions_carry_an_id_the_log_and_feedback_use(stack: Stack) -> None:
+    ensure_production(stack)
+    marker = f"Identifiant {uuid.uuid4().hex[:8]}"
+    code, single = predict(stack, {"designation": marker})
+    assert code == 200
+    code, batch = predict(stack, [{"designation": marker}, POOL])
+    assert code == 200
+    ids = [single["prediction_id"], *(answer["prediction_id"] for answer in batch)]
+    assert all(UUID4.fullmatch(pid) for pid in ids) and len(set(ids)) == 3
+    engine = connect(stack.database_url)
+
+    def logged() -> pd.DataFrame:
+        frame = inference_log_frame(engine, last_n=500)
+        return frame[frame["prediction_id"].isin(ids)]
+
+    wait_until(lambda: len(logged()) == 3, 30, "the three predictions in the log")
+    assert set(logged()["designation"]) == {marker, POOL["designation"]}
+    engine.dispose()
+
+    metrics = http("GET", f"{stack.url}/metrics")[1]
+    right = _metric(metrics, "rakuten_feedback_total", '{correct="true"}')
+    wrong = _metric(metrics, "rakuten_feedback_total", '{correct="false"}')
+    corrections = [
+        {"prediction_id": ids[0], "prdtypecode": single["prdtypecode"]},
+        {"prediction_id": ids[2], "prdtypecode": 10 if batch[1]["prdtypecode"] != 10 else 40},
+    ]
+    feedback = f"{stack.url}/feedback"
+    assert http("POST", feedback, corrections[0])[0] == 401  # the key of /predict
+    code, answer = http("POST", feedback, corrections, headers=KEY)
+    assert code == 200 and [a["correct"] for a in answer] == [True, False]
+    code, answer = http("POST", feedback, {**corrections[0], "prdtypecode": 3}, headers=KEY)
+    assert code == 422
+    metrics = http("GET", f"{stack.url}/metrics")[1]
+    assert _metric(metrics, "rakuten_feedback_total", '{correct="true"}') - right == 1
+    assert _metric(metrics, "rakuten_feedback_total", '{correct="false"}') - wrong == 1
+    assert _metric(metrics, "rakuten_http_requests_total", '{endpoint="/feedback",status="200"}')
+
+
+@pytest.mark.slow
+def test_simulate_traffic_sends_corrections_for_the_share_asked(
+    stack: Stack, synth_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from rakuten_assets.cli import app
+    from rakuten_assets.db.feedback import window_feedback
+
+    ensure_production(stack)
+    engine = connect(stack.database_url)
+    before = len(window_feedback(engine))
+    monkeypatch.setenv("RAKUTEN_DATA_DIR", str(synth_dir))
+    monkeypatch.setenv("RAKUTEN_API_KEY", API_KEY)
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate-traffic",
+            "--url",
+            stack.url,
+            "--n",
+            "40",
+            "--feedback",
+            "0.25",
+            "--rate",
+            "100",
+        ],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "sent 40 request(s)" in result.output
+    assert "sent 10 correction(s) to /feedback: 10 stored" in result.output, result.output
+    stored = window_feedback(engine)
+    engine.dispose()
+    assert len(stored) - before == 10
+    # the corrections are the true labels of partition 100's listings: the model, trained on
+    # the same generator, gets most of them right
+    assert (stored["predicted_class"] == stored["prdtypecode"]).tail(10).mean() >= 0.5
+
+
 def test_sigterm_leaves_no_orphan(stack: Stack) -> None:
     ensure_production(stack)
     server = start_server(stack.env, stack.folder, free_port(), workers=2)

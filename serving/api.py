@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,15 @@ API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 STATE_DIR_ENV = "RAKUTEN_SERVE_STATE_DIR"
 
 Item = tuple[str, str | None]
+
+
+def check_api_key(expected: str | None, given: str | None) -> None:
+    """401 unless `given` is the key `expected` (no key configured: every caller passes).
+
+    Constant-time comparison: `!=` stops at the first differing byte, which leaks how much of
+    a guess is right through the answer's timing."""
+    if expected and not hmac.compare_digest((given or "").encode(), expected.encode()):
+        raise HTTPException(401, "missing or wrong X-API-Key header")
 
 
 class ProductClassifierAPI(ls.LitAPI):
@@ -87,14 +97,9 @@ class ProductClassifierAPI(ls.LitAPI):
             metrics.MODEL_VERSION.labels(previous).set(0)
         metrics.MODEL_VERSION.labels(current).set(1)
 
-    # -- authorization (only /predict) -------------------------------------------------------
+    # -- authorization (/predict here; /feedback checks the same key, serving.feedback) ------
     def authorize(self, api_key: str | None = Depends(API_KEY_HEADER)) -> None:
-        # Constant-time comparison: `!=` stops at the first differing byte, which leaks how
-        # much of a guess is right through the answer's timing.
-        if self.api_key and not hmac.compare_digest(
-            (api_key or "").encode(), self.api_key.encode()
-        ):
-            raise HTTPException(401, "missing or wrong X-API-Key header")
+        check_api_key(self.api_key, api_key)
 
     # -- request path ------------------------------------------------------------------------
     def decode_request(
@@ -128,7 +133,8 @@ class ProductClassifierAPI(ls.LitAPI):
         return outputs
 
     def _answers(self, model: LoadedModel, probabilities: np.ndarray) -> list[dict[str, Any]]:
-        """The response of each listing (numpy picks the top k of every row at once)."""
+        """The response of each listing (numpy picks the top k of every row at once), with
+        the uuid4 a correction names (POST /feedback); the inference log stores it too."""
         order = np.argsort(-probabilities, axis=1)[:, : self.top_k]
         top = np.take_along_axis(probabilities, order, axis=1).tolist()
         codes = [model.classes[i] for i in range(len(model.classes))]
@@ -145,6 +151,7 @@ class ProductClassifierAPI(ls.LitAPI):
                         for i, p in zip(indices, chances, strict=True)
                     ],
                     "model_version": model.version,
+                    "prediction_id": str(uuid.uuid4()),
                 }
             )
         return answers
@@ -172,6 +179,7 @@ class ProductClassifierAPI(ls.LitAPI):
                     confidence=answer["confidence"],
                     model_version=model.version,
                     latency_ms=latency_ms,
+                    prediction_id=answer["prediction_id"],
                 )
             )
         self.writer.put_many(records)

@@ -7,7 +7,7 @@ from typing import Any
 
 from serving import metrics
 
-KNOWN = {"/predict", "/health", "/info", "/metrics", "/docs", "/openapi.json"}
+KNOWN = {"/predict", "/feedback", "/health", "/info", "/metrics", "/docs", "/openapi.json"}
 
 
 class HttpMetricsMiddleware:

@@ -34,6 +34,8 @@ class LoggedPrediction:
     confidence: float
     model_version: str
     latency_ms: float
+    # The id the answer carried (uuid4), so a correction can name it (POST /feedback).
+    prediction_id: str | None = None
 
 
 COLUMNS = tuple(field for field in LoggedPrediction.__dataclass_fields__)
@@ -142,7 +144,7 @@ class InferenceLogWriter:
                 connection.exec_driver_sql(statement, [convert(r) for r in batch])
             self._on_write(len(batch))
         except Exception as error:
-            if len(batch) > 1 and not _unavailable(error):
+            if len(batch) > 1 and not database_unavailable(error):
                 middle = len(batch) // 2
                 self._write(batch[:middle])
                 self._write(batch[middle:])
@@ -157,6 +159,6 @@ class InferenceLogWriter:
                 )
 
 
-def _unavailable(error: BaseException) -> bool:
+def database_unavailable(error: BaseException) -> bool:
     """The database cannot be reached or used at all (as opposed to refusing some row)."""
     return isinstance(error, OperationalError | InterfaceError | DisconnectionError)

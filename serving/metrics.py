@@ -68,6 +68,13 @@ INFERENCE_LOG_WRITTEN = Counter(
     "rakuten_inference_log_written_total", "Predictions written to the inference log."
 )
 
+FEEDBACK = Counter(
+    "rakuten_feedback_total",
+    "Corrections received on /feedback, by whether the model's answer was right (a "
+    "correction sent again for the same prediction counts again).",
+    ["correct"],
+)
+
 
 def render() -> tuple[bytes, str]:
     """The metrics of every process, in the Prometheus text format."""

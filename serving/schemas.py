@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from rakuten_assets.data.categories import CODES
 from rakuten_assets.settings import Settings
 
 _settings = Settings()
@@ -71,3 +73,49 @@ class Prediction(BaseModel):
     confidence: float = Field(description="Probability of the predicted code.")
     top_k: list[ClassProbability]
     model_version: str = Field(description="Registry version of the model that answered.")
+    prediction_id: str = Field(
+        description="Id of this prediction (uuid4): name it in POST /feedback to send the "
+        "correct class."
+    )
+
+
+_CODE_SET = frozenset(CODES)
+
+
+def known_code(value: int) -> int:
+    """Refuse a code that is not one of the 27 product-type codes."""
+    if value not in _CODE_SET:
+        raise ValueError(
+            f"prdtypecode must be one of the {len(CODES)} product-type codes "
+            f"({', '.join(map(str, CODES))})"
+        )
+    return value
+
+
+class FeedbackItem(BaseModel):
+    """The correct class of a served prediction."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"prediction_id": "3f2b8c1e-6a4d-4e0b-9a57-2c1d0e9f8b7a", "prdtypecode": 2583}
+            ]
+        },
+    )
+
+    prediction_id: uuid.UUID = Field(description="`prediction_id` of a /predict answer.")
+    prdtypecode: Annotated[int, AfterValidator(known_code)] = Field(
+        description="The product-type code the listing really has (one of the 27)."
+    )
+
+
+FeedbackBatch = Annotated[list[FeedbackItem], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class FeedbackAnswer(BaseModel):
+    prediction_id: str
+    prdtypecode: int = Field(description="The correct code, as stored.")
+    predicted_class: int = Field(description="The code the model answered.")
+    correct: bool = Field(description="Whether the model's answer was right.")
+    replaced: bool = Field(description="A correction for this prediction existed; replaced.")

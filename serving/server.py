@@ -1,4 +1,5 @@
-"""Build and run the LitServe server: /predict (LitServe), plus /health, /info and /metrics.
+"""Build and run the LitServe server: /predict (LitServe), plus /feedback, /health, /info and
+/metrics.
 
 Process layout: this process starts N inference workers (each with its model, poller and
 inference-log writer) and N HTTP processes (uvicorn); requests go from an HTTP process to a
@@ -111,6 +112,7 @@ def build_server(settings: Settings, state_dir: Path, workers: int = 1) -> Any:
 
     from serving import metrics
     from serving.api import ProductClassifierAPI
+    from serving.feedback import add_feedback_route
     from serving.http_metrics import HttpMetricsMiddleware
     from serving.request_limits import BodySizeLimitMiddleware, max_body_bytes, validation_error
 
@@ -129,6 +131,7 @@ def build_server(settings: Settings, state_dir: Path, workers: int = 1) -> Any:
     )
     app = server.app
     app.add_exception_handler(RequestValidationError, validation_error)
+    add_feedback_route(app, settings)
     app.title = "Rakuten product classifier"
     app.description = (
         "Classifies Rakuten France listings into the 27 product-type codes with the model "

@@ -29,7 +29,7 @@ from scipy.stats import ks_2samp, wasserstein_distance
 from rakuten_assets.benchmarks.ingest import ensure_data
 from rakuten_assets.data.categories import CODES
 from rakuten_assets.data.challenge_files import read_test_set, read_training_set
-from rakuten_assets.ml.text import clean_text
+from rakuten_assets.ml.text import clean_text, fold_accents
 from rakuten_assets.monitoring.drift import (
     LENGTH_FEATURES,
     DriftReport,
@@ -107,7 +107,8 @@ def naive_drift(
     for _, row in current.iterrows():
         designation = row["designation"] if isinstance(row["designation"], str) else ""
         description = row["description"] if isinstance(row["description"], str) else ""
-        for token in clean_text(f"{designation} {description}").split():
+        cleaned = clean_text(f"{designation} {description}").split()
+        for token in fold_accents(cleaned):  # the model folds accents, so OOV does too
             if len(token) < 2:  # the TF-IDF token pattern: two word characters or more
                 continue
             tokens += 1
@@ -166,15 +167,18 @@ def _agrees(report: DriftReport, values: dict[str, float]) -> list[str]:
 
 
 def run(rows: int, train_rows: int, seed: int, data_dir: Path) -> dict[str, Any]:
-    from rakuten_assets.ml.model import TrainingParams, build_pipeline, listings
+    from rakuten_assets.ml.model import TrainingParams, build_pipeline, fit_pipeline, listings
 
     ensure_data(data_dir, train_rows, seed, test_rows=rows)
     training = read_training_set(data_dir).frame
     x_test = read_test_set(data_dir)
     assert x_test is not None
     print(f"fitting a model on {len(training):,} rows, predicting {len(x_test):,} ...", flush=True)
-    pipeline = build_pipeline(TrainingParams(seed=seed))
-    pipeline.fit(listings(training), training["prdtypecode"].to_numpy())
+    pipeline = fit_pipeline(
+        build_pipeline(TrainingParams(seed=seed)),
+        listings(training),
+        training["prdtypecode"].to_numpy(),
+    )
     window = logged_predictions(pipeline, x_test.head(rows), seed)
     reference = reference_profile(training, model_vocabulary(pipeline), seed=seed)
     thresholds = DriftThresholds()

@@ -6,11 +6,12 @@ X_test_update.csv, at concurrency 1, 8 and 32, to:
 - the project's server (`rakuten serve`: LitServe, batching across requests, metrics,
   inference log), and
 - the baseline: one uvicorn process with a plain FastAPI app, one model call per request.
-The batch path is measured with requests of 256 listings.
+The batch path is measured with requests of 256 listings, and POST /feedback (one correction
+a request, at c=1) on predictions the run logged.
 Targets (2-core machine): at c=32, >= 2x the baseline's req/s with p99 <= 50 ms; p50 <= 5 ms at
-c=1; the batch path >= 10,000 items/s. The last line is machine-readable:
+c=1; the batch path >= 10,000 items/s; /feedback p50 < 5 ms. The last line is machine-readable:
     bench-serve c1_p50_ms=<float> c32_rps=<float> c32_p99_ms=<float> baseline_c32_rps=<float> \
-ratio=<float> batch_items_per_s=<float>
+ratio=<float> batch_items_per_s=<float> feedback_p50_ms=<float>
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import mlflow
+from sqlalchemy import select
 
 from rakuten_assets.benchmarks.ingest import ensure_data
 from rakuten_assets.benchmarks.processes import Service, free_port, http, wait_until
+from rakuten_assets.data.categories import CODES
 from rakuten_assets.data.challenge_files import read_test_set, read_training_set
 from rakuten_assets.db.engine import connect
+from rakuten_assets.db.schema import inference_log
 from rakuten_assets.ml.dataset import SplitParams, build_balanced_dataset
 from rakuten_assets.ml.model import TrainingParams, train
 from rakuten_assets.ml.registry import ModelRegistry, decide_promotion
@@ -44,7 +49,7 @@ local bodies = {%(bodies)s}
 local i = 0
 request = function()
   i = i %% #bodies + 1
-  return wrk.format("POST", "/predict", {["Content-Type"] = "application/json"}, bodies[i])
+  return wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json"}, bodies[i])
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -57,10 +62,34 @@ end
 """
 
 
-def lua_script(bodies: list[str], path: Path) -> Path:
+def lua_script(bodies: list[str], path: Path, endpoint: str = "/predict") -> Path:
     quoted = ",\n".join(f"[==[{body}]==]" for body in bodies)
-    path.write_text(LUA % {"bodies": quoted})
+    path.write_text(LUA % {"bodies": quoted, "path": endpoint})
     return path
+
+
+def feedback_bodies(database_url: str, limit: int) -> list[str]:
+    """Corrections of the last `limit` predictions the server logged: every other one says
+    the model was right, the others name another code."""
+    engine = connect(database_url)
+    query = (
+        select(inference_log.c.prediction_id, inference_log.c.predicted_class)
+        .where(inference_log.c.prediction_id.is_not(None))
+        .order_by(inference_log.c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    engine.dispose()
+    return [
+        json.dumps(
+            {
+                "prediction_id": prediction_id,
+                "prdtypecode": predicted if i % 2 else next(c for c in CODES if c != predicted),
+            }
+        )
+        for i, (prediction_id, predicted) in enumerate(rows)
+    ]
 
 
 def payloads(data_dir: Path, limit: int, batch: int) -> tuple[list[str], list[str]]:
@@ -187,6 +216,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         )
         try:
             ours = measure(url, single_script, batch_script, seconds)
+            # corrections of what was just served, once the inference log holds it
+            wait_until(
+                lambda: len(feedback_bodies(env["RAKUTEN_DATABASE_URL"], 1)) == 1, 30, "the log"
+            )
+            time.sleep(1.0)  # the writers' last flush
+            bodies = feedback_bodies(env["RAKUTEN_DATABASE_URL"], 2_000)
+            feedback_script = lua_script(bodies, folder / "feedback.lua", "/feedback")
+            ours["feedback"] = wrk(url, feedback_script, 1, seconds)
         finally:
             server.stop()
 
@@ -227,6 +264,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"batch path (256 listings per request, c=4): {ours['batch']['rps']:.1f} req/s = "
         f"{batch_items:,.0f} items/s, p99 {ours['batch']['p99_ms']:.1f} ms"
     )
+    fb = ours["feedback"]
+    print(
+        f"feedback (one correction per request, c=1, {len(bodies):,} logged predictions): "
+        f"{fb['rps']:.0f} req/s, p50 {fb['p50_ms']:.2f} ms, p99 {fb['p99_ms']:.2f} ms, "
+        f"errors {fb['errors']:.0f}"
+    )
     summary = {
         "c1_p50_ms": ours[1]["p50_ms"],
         "c32_rps": ours[32]["rps"],
@@ -234,12 +277,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "baseline_c32_rps": theirs[32]["rps"],
         "ratio": ours[32]["rps"] / theirs[32]["rps"],
         "batch_items_per_s": batch_items,
+        "feedback_p50_ms": fb["p50_ms"],
     }
     checks = {
         "c32 >= 2x baseline": summary["ratio"] >= 2,
         "c32 p99 <= 50 ms": summary["c32_p99_ms"] <= 50,
         "c1 p50 <= 5 ms": summary["c1_p50_ms"] <= 5,
         "batch >= 10,000 items/s": batch_items >= 10_000,
+        "feedback p50 < 5 ms": summary["feedback_p50_ms"] < 5,
     }
     print("targets: " + ", ".join(f"{k}: {'PASS' if v else 'MISS'}" for k, v in checks.items()))
     print("bench-serve " + " ".join(f"{k}={v:.3f}" for k, v in summary.items()), flush=True)

@@ -5,6 +5,8 @@ one model call per request, no batching, metrics or logging.
         uvicorn rakuten_assets.benchmarks.serve_baseline:app
 """
 
+import uuid
+
 import pandas as pd
 from fastapi import FastAPI
 
@@ -40,4 +42,5 @@ def predict(request: PredictRequest) -> Prediction:
             for i in order
         ],
         model_version="baseline",
+        prediction_id=str(uuid.uuid4()),
     )

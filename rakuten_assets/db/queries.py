@@ -15,6 +15,7 @@ from rakuten_assets.db.schema import (
     data_loads,
     drift_reports,
     inference_log,
+    prediction_feedback,
     products,
     products_history,
 )
@@ -250,4 +251,32 @@ def drift_reports_frame(engine: Engine, last_n: int | None = None) -> pd.DataFra
     frame = pd.DataFrame(rows, columns=[c.name for c in drift_reports.columns])
     for column in ("computed_at", "window_start", "window_end"):
         frame[column] = [_as_utc(v) for v in frame[column]]
+    return frame
+
+
+def replay_requests(engine: Engine, model_version: str, rows: int) -> pd.DataFrame:
+    """The last `rows` requests logged as answered by `model_version`, newest first, with
+    the class a user sent for them (`corrected_class`, null without a correction)."""
+    query = (
+        select(
+            inference_log.c.id,
+            inference_log.c.designation,
+            inference_log.c.description,
+            inference_log.c.predicted_class,
+            inference_log.c.confidence,
+            prediction_feedback.c.prdtypecode.label("corrected_class"),
+        )
+        .select_from(
+            inference_log.outerjoin(
+                prediction_feedback,
+                prediction_feedback.c.prediction_id == inference_log.c.prediction_id,
+            )
+        )
+        .where(inference_log.c.model_version == str(model_version))
+        .order_by(inference_log.c.id.desc())
+        .limit(max(int(rows), 0))
+    )
+    columns = ["id", "designation", "description", "predicted_class", "confidence"]
+    frame = pd.DataFrame(_all(engine, query), columns=[*columns, "corrected_class"])
+    frame["corrected_class"] = frame["corrected_class"].astype("Int64")
     return frame

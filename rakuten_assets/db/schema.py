@@ -127,6 +127,9 @@ model_promotions = Table(
     Column("candidate_f1", Float, nullable=True),
     Column("champion_f1", Float, nullable=True),
     Column("at", DateTime(timezone=True), nullable=False),
+    # The challenger replayed on logged production requests before a promotion (rows,
+    # agreement, mean confidences, accuracies on corrected requests); null for other actions.
+    Column("replay", JSON, nullable=True),
     CheckConstraint(
         "action IN ('promote', 'force', 'rollback')", name="ck_model_promotions_action"
     ),
@@ -145,6 +148,45 @@ inference_log = Table(
     Column("confidence", Float, nullable=False),
     Column("model_version", String(32), nullable=False),
     Column("latency_ms", Float, nullable=False),
+    # The id every /predict answer carries, so a user can send a correction (/feedback);
+    # null on rows logged before it existed.
+    Column("prediction_id", String(36), nullable=True),
+    Index("ux_inference_log_prediction_id", "prediction_id", unique=True),
+)
+
+# Corrections sent by users for served predictions: the class the listing really has.
+# One row per prediction; a correction sent again replaces the earlier one.
+prediction_feedback = Table(
+    "prediction_feedback",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("prediction_id", String(36), nullable=False, unique=True),
+    Column("prdtypecode", Integer, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    CheckConstraint(
+        f"prdtypecode IN ({', '.join(map(str, CODES))})", name="ck_prediction_feedback_label"
+    ),
+)
+
+# The production model graded on each partition's new rows before any retraining on them
+# (`production_model_evaluation`); one row per (partition, model), replaced on re-runs.
+model_evaluations = Table(
+    "model_evaluations",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("partition_key", String(8), nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("accuracy", Float, nullable=False),
+    Column("weighted_f1", Float, nullable=False),
+    Column("macro_f1", Float, nullable=False),
+    Column("per_class_f1", JSON, nullable=False),
+    # the model's own weighted F1 on its test set, the baseline of the quality check
+    Column("model_test_f1", Float, nullable=True),
+    Column("evaluated_at", DateTime(timezone=True), nullable=False),
+    Column("dagster_run_id", String(64), nullable=True),
+    Index("ux_model_evaluations_partition_model", "partition_key", "model_name", unique=True),
 )
 
 # Every drift report of `drift_metrics` (the full report as JSON, headline numbers as columns).

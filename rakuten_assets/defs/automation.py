@@ -1,16 +1,26 @@
 """Automation, on by default under `dagster dev` (except the weekly load):
 
-- `train_on_new_partition`: when a `products` partition lands, train that partition
-  (balanced_dataset -> trained_model -> registered_model_version, promotion by the rule).
-  A sensor rather than an eager automation condition: eager conditions over static partitions
-  wait for missing upstream partitions, and most of the 21 are not loaded for weeks.
-  Dagster records the materialization of `products` before its blocking checks run, and keeps
-  it when they fail; so the sensor waits for the loading run to finish, skips a load whose
-  checks did not all pass in that run, and trains only a load the project database records
-  as `completed` (a failed check reverts the load: status `reverted`).
+- `train_on_new_partition`: when a `products` partition P lands, first grade the production
+  model on P's rows (`production_model_evaluation`, job `evaluate`), then, once that
+  evaluation has finished, train P (balanced_dataset -> trained_model ->
+  registered_model_version, promotion by the rule): two runs, in that order, so the
+  evaluation never sees a model trained on P. The training follows whatever the evaluation's
+  outcome (graded, skipped because no model is in production, or failed: alerted by
+  `alert_on_run_failure`); without an evaluation run an hour after asking for it, it trains
+  anyway. A sensor rather than an eager automation condition: eager conditions over static
+  partitions wait for missing upstream partitions, and most of the 21 are not loaded for
+  weeks. Dagster records the materialization of `products` before its blocking checks run,
+  and keeps it when they fail; so the sensor waits for the loading run to finish, skips a
+  load whose checks did not all pass in that run, and evaluates and trains only a load the
+  project database records as `completed` (a failed check reverts the load: `reverted`).
 - `retrain_on_drift`: when `drift_metrics` reports drift, retrain the latest loaded partition
   (by the project database), at most once per cooldown (RAKUTEN_DRIFT_RETRAIN_COOLDOWN_HOURS,
   default 6).
+- `retrain_on_quality_drop`: the same, when `f1_within_margin_of_test` fails (the production
+  model graded on a partition fell more than the margin below its test F1). The two triggers
+  share the cooldown: the last retraining either of them launched counts. A breach found by
+  an evaluation that `train_on_new_partition` launched needs no retraining of its own: the
+  training of that partition follows it.
 - `drift_metrics_hourly`: materializes `drift_metrics` every hour.
 - `weekly_load` (off by default): loads the next +3% increment (batch `week_N`) on Mondays;
   the next one by the project database, so a reverted partition is loaded again.
@@ -31,6 +41,8 @@ from rakuten_assets.db.loader import loaded_partitions
 from rakuten_assets.db.queries import latest_load_id, load_status
 from rakuten_assets.defs.ingestion import ingest_job
 from rakuten_assets.defs.monitoring import drift_job
+from rakuten_assets.defs.quality import EVALUATION as EVALUATION_NAME
+from rakuten_assets.defs.quality import QUALITY_CHECK, evaluate_job
 from rakuten_assets.defs.resources import DatabaseResource
 from rakuten_assets.defs.training import train_job
 from rakuten_assets.settings import Settings
@@ -38,7 +50,15 @@ from rakuten_assets.settings import Settings
 PRODUCTS = dg.AssetKey("products")
 REGISTERED = dg.AssetKey("registered_model_version")
 DRIFT = dg.AssetKey("drift_metrics")
+EVALUATION = dg.AssetKey(EVALUATION_NAME)
 AUTOMATION_TAG = "rakuten/automation"
+NEW_PARTITION = "new-partition"
+# On the evaluation run of a new load: the storage id of the load's materialization.
+PRODUCTS_EVENT_TAG = "rakuten/products_event"
+# The automation tags of the retrainings that share the cooldown.
+RETRAIN_TRIGGERS = ("drift", "quality")
+# No evaluation run this long after asking for one (never launched, deleted): train anyway.
+EVALUATION_GRACE_SECONDS = 3600.0
 
 
 def _cursor(context: dg.SensorEvaluationContext) -> dict:
@@ -72,12 +92,18 @@ def _loaded_partitions(engine: Engine) -> set[str]:
         return loaded_partitions(connection)
 
 
-def _check_events(instance: dg.DagsterInstance, run_id: str, kind: dg.DagsterEventType) -> list:
-    """The event data (planned or evaluated check) of one kind of check event of `products`."""
+def _check_events(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    kind: dg.DagsterEventType,
+    asset_key: dg.AssetKey = PRODUCTS,
+) -> list:
+    """The event data (planned or evaluated check) of one kind of check event of an asset
+    (`products` by default) in a run."""
     records = instance.get_records_for_run(run_id=run_id, of_type=kind, limit=1000).records
     events = [record.event_log_entry.dagster_event for record in records]
     data = [event.event_specific_data for event in events if event is not None]
-    return [d for d in data if getattr(d, "asset_key", None) == PRODUCTS]
+    return [d for d in data if getattr(d, "asset_key", None) == asset_key]
 
 
 def _unpassed_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
@@ -136,12 +162,47 @@ def _new_partition_verdict(
 MAX_WAITING = 100
 
 
+def _evaluation_outcome(
+    instance: dg.DagsterInstance, partition: str, storage_id: int, waited: float
+) -> str | None:
+    """How the evaluation asked for after the load `storage_id` ended (None: not yet)."""
+    if _latest_storage_id(instance, EVALUATION, partition) > storage_id:
+        return "evaluation recorded"
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(
+            job_name=evaluate_job.name, tags={PRODUCTS_EVENT_TAG: str(storage_id)}
+        ),
+        limit=1,
+    )
+    if runs:
+        run = runs[0]
+        return (
+            f"evaluation run {run.run_id} {run.status.value.lower()}" if run.is_finished else None
+        )
+    if waited > EVALUATION_GRACE_SECONDS:
+        return f"no evaluation run {waited / 60:.0f} minutes after asking for it"
+    return None
+
+
+def _new_partition_request(job: str, partition: str, storage_id: int) -> dg.RunRequest:
+    tags = {AUTOMATION_TAG: NEW_PARTITION}
+    if job == evaluate_job.name:
+        tags[PRODUCTS_EVENT_TAG] = str(storage_id)
+    return dg.RunRequest(
+        run_key=f"{job}-{partition}-after-load-{storage_id}",
+        job_name=job,
+        partition_key=partition,
+        tags=tags,
+    )
+
+
 @dg.sensor(
-    job=train_job,
+    jobs=[evaluate_job, train_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Train each products partition that lands (once per load) once its loading "
-    "run has finished, its blocking checks passed and the database records it completed.",
+    description="For each products partition that lands (once per load), once its loading "
+    "run has finished, its blocking checks passed and the database records it completed: "
+    "evaluate the production model on it, then, after that evaluation, train it.",
 )
 def train_on_new_partition(
     context: dg.SensorEvaluationContext, database: DatabaseResource
@@ -149,6 +210,8 @@ def train_on_new_partition(
     cursor = _cursor(context)
     after = int(cursor.get("after", 0))
     waiting = [int(storage_id) for storage_id in cursor.get("waiting", [])]
+    # loads whose evaluation was asked for: storage id -> [partition, when it was asked]
+    evaluating = {int(k): v for k, v in cursor.get("evaluating", {}).items()}
     records = []
     if waiting:  # loads whose run was still running at an earlier evaluation
         records = context.instance.fetch_materializations(
@@ -162,39 +225,123 @@ def train_on_new_partition(
         ascending=True,
     ).records
     engine = database.engine()
-    requests, still_waiting = [], []
+    now = time.time()
+    requests, still_waiting, still_evaluating = [], [], {}
+    # Loads evaluated since the last tick: their training, now and only now.
+    for storage_id, (partition, asked_at) in evaluating.items():
+        outcome = _evaluation_outcome(context.instance, partition, storage_id, now - asked_at)
+        if outcome is None:
+            still_evaluating[storage_id] = [partition, asked_at]
+        elif _latest_storage_id(context.instance, REGISTERED, partition) > storage_id:
+            context.log.info(
+                f"products [{partition}] not trained ({outcome}): a model of this partition "
+                "was registered after the load"
+            )
+        else:
+            context.log.info(f"products [{partition}]: {outcome}; training it")
+            requests.append(_new_partition_request(train_job.name, partition, storage_id))
     for record in records:
         after = max(after, record.storage_id)
         verdict = _new_partition_verdict(context.instance, engine, record)
         if verdict == WAIT:
             still_waiting.append(record.storage_id)
-        elif verdict == TRAIN:
+        elif verdict == TRAIN and record.partition_key is not None:
+            # Grade the production model on the new rows first; train at a later tick.
             requests.append(
-                dg.RunRequest(
-                    run_key=f"train-{record.partition_key}-after-load-{record.storage_id}",
-                    partition_key=record.partition_key,
-                    tags={AUTOMATION_TAG: "new-partition"},
-                )
+                _new_partition_request(evaluate_job.name, record.partition_key, record.storage_id)
             )
+            still_evaluating[record.storage_id] = [record.partition_key, now]
         else:
             context.log.info(f"products [{record.partition_key}] not trained: {verdict}")
-    if len(still_waiting) > MAX_WAITING:
-        context.log.warning(
-            f"{len(still_waiting) - MAX_WAITING} load(s) waited too long for their run; "
-            "train them by hand (rakuten train --partition P)"
-        )
-        still_waiting = still_waiting[-MAX_WAITING:]
+    for name, pending in (("loading run", still_waiting), ("evaluation", still_evaluating)):
+        if len(pending) > MAX_WAITING:
+            context.log.warning(
+                f"{len(pending) - MAX_WAITING} load(s) waited too long for their {name}; "
+                "train them by hand (rakuten train --partition P)"
+            )
+    still_waiting = still_waiting[-MAX_WAITING:]
+    still_evaluating = dict(sorted(still_evaluating.items())[-MAX_WAITING:])
     skip = None
     if not requests:
         skip = (
-            f"waiting for {len(still_waiting)} loading run(s) to finish"
-            if still_waiting
+            f"waiting for {len(still_waiting)} loading run(s) and {len(still_evaluating)} "
+            "evaluation(s) to finish"
+            if still_waiting or still_evaluating
             else "no new products partition to train"
         )
     return dg.SensorResult(
         run_requests=requests,
-        cursor=json.dumps({**cursor, "after": after, "waiting": still_waiting}),
+        cursor=json.dumps(
+            {
+                **cursor,
+                "after": after,
+                "waiting": still_waiting,
+                "evaluating": {str(k): v for k, v in still_evaluating.items()},
+            }
+        ),
         skip_reason=skip,
+    )
+
+
+def _last_automatic_retraining(instance: dg.DagsterInstance) -> float:
+    """Unix time of the last retraining run either trigger launched (0: none)."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={AUTOMATION_TAG: list(RETRAIN_TRIGGERS)}), limit=1
+    )
+    return records[0].create_timestamp.timestamp() if records else 0.0
+
+
+def _retrain_latest(
+    context: dg.SensorEvaluationContext,
+    database: DatabaseResource,
+    cursor: dict,
+    after: int,
+    breaches: list[dg.EventLogRecord],
+    trigger: str,
+    what: str,
+) -> dg.SensorResult:
+    """Retrain the latest loaded partition on the last of `breaches` (materializations of the
+    watched asset, up to storage id `after`), at most once per cooldown
+    (RAKUTEN_DRIFT_RETRAIN_COOLDOWN_HOURS) across the retraining triggers."""
+    state = {**cursor, "after": after}
+    if not breaches:
+        return dg.SensorResult(cursor=json.dumps(state), skip_reason=f"no {what} reported")
+    cooldown = Settings().drift_retrain_cooldown_hours * 3600
+    last_retrain = max(
+        float(cursor.get("last_retrain_at", 0.0)), _last_automatic_retraining(context.instance)
+    )
+    now = time.time()
+    if now - last_retrain < cooldown:
+        wait = (cooldown - (now - last_retrain)) / 60
+        return dg.SensorResult(
+            cursor=json.dumps(state),
+            skip_reason=f"{what} reported, but the cooldown holds for {wait:.0f} more minutes",
+        )
+    loaded = _loaded_partitions(database.engine())
+    latest = max((key for key in PARTITION_KEYS if key in loaded), default=None)
+    if latest is None:
+        return dg.SensorResult(cursor=json.dumps(state), skip_reason="no partition loaded")
+    event = breaches[-1]
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"retrain-{latest}-{trigger}-{event.storage_id}",
+                job_name=train_job.name,
+                partition_key=latest,
+                tags={AUTOMATION_TAG: trigger, f"rakuten/{trigger}_event": str(event.storage_id)},
+            )
+        ],
+        cursor=json.dumps({**state, "last_retrain_at": now}),
+    )
+
+
+def _new_materializations(
+    context: dg.SensorEvaluationContext, key: dg.AssetKey, after: int
+) -> list[dg.EventLogRecord]:
+    return list(
+        context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=100, ascending=True
+        ).records
     )
 
 
@@ -210,43 +357,63 @@ def retrain_on_drift(
 ) -> dg.SensorResult:
     cursor = _cursor(context)
     after = int(cursor.get("after", 0))
-    last_retrain = float(cursor.get("last_retrain_at", 0.0))
-    cooldown = Settings().drift_retrain_cooldown_hours * 3600
-    result = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=DRIFT, after_storage_id=after), limit=100, ascending=True
-    )
     drifted = []
-    for record in result.records:
+    for record in _new_materializations(context, DRIFT, after):
         after = max(after, record.storage_id)
         materialization = record.asset_materialization
         verdict = materialization.metadata.get("verdict") if materialization else None
         if verdict is not None and getattr(verdict, "value", verdict) == "drift":
             drifted.append(record)
-    state = {**cursor, "after": after}
-    if not drifted:
-        return dg.SensorResult(cursor=json.dumps(state), skip_reason="no drift reported")
-    now = time.time()
-    if now - last_retrain < cooldown:
-        wait = (cooldown - (now - last_retrain)) / 60
-        return dg.SensorResult(
-            cursor=json.dumps(state),
-            skip_reason=f"drift reported, but the cooldown holds for {wait:.0f} more minutes",
-        )
-    loaded = _loaded_partitions(database.engine())
-    latest = max((key for key in PARTITION_KEYS if key in loaded), default=None)
-    if latest is None:
-        return dg.SensorResult(cursor=json.dumps(state), skip_reason="no partition loaded")
-    report = drifted[-1]
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"retrain-{latest}-drift-{report.storage_id}",
-                partition_key=latest,
-                tags={AUTOMATION_TAG: "drift", "rakuten/drift_event": str(report.storage_id)},
-            )
-        ],
-        cursor=json.dumps({**state, "last_retrain_at": now}),
+    return _retrain_latest(context, database, cursor, after, drifted, "drift", "drift")
+
+
+def _quality_breach(instance: dg.DagsterInstance, record: dg.EventLogRecord) -> str | None:
+    """The failed f1_within_margin_of_test of an evaluation's run, for its partition (None:
+    passed, skipped, or not run)."""
+    if not record.run_id:
+        return None
+    evaluations = _check_events(
+        instance, record.run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION, EVALUATION
     )
+    failed = [
+        e
+        for e in evaluations
+        if e.check_name == QUALITY_CHECK
+        and not e.passed
+        and e.partition in (None, record.partition_key)
+    ]
+    return (failed[-1].description or "failed") if failed else None
+
+
+@dg.sensor(
+    job=train_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Retrain the latest loaded partition when f1_within_margin_of_test fails "
+    "(the production model fell below its test F1 on a new partition), with the drift "
+    "trigger's cooldown.",
+)
+def retrain_on_quality_drop(
+    context: dg.SensorEvaluationContext, database: DatabaseResource
+) -> dg.SensorResult:
+    cursor = _cursor(context)
+    after = int(cursor.get("after", 0))
+    breaches = []
+    for record in _new_materializations(context, EVALUATION, after):
+        after = max(after, record.storage_id)
+        breach = _quality_breach(context.instance, record)
+        if breach is None:
+            continue
+        run = context.instance.get_run_by_id(record.run_id) if record.run_id else None
+        if run is not None and run.tags.get(AUTOMATION_TAG) == NEW_PARTITION:
+            context.log.info(
+                f"quality drop on partition {record.partition_key} ({breach}): the training "
+                "train_on_new_partition launches after this evaluation is the retraining"
+            )
+            continue
+        context.log.info(f"quality drop on partition {record.partition_key}: {breach}")
+        breaches.append(record)
+    return _retrain_latest(context, database, cursor, after, breaches, "quality", "quality drop")
 
 
 drift_metrics_hourly = dg.ScheduleDefinition(
@@ -301,6 +468,11 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
 
 
 defs = dg.Definitions(
-    sensors=[train_on_new_partition, retrain_on_drift, alert_on_run_failure],
+    sensors=[
+        train_on_new_partition,
+        retrain_on_drift,
+        retrain_on_quality_drop,
+        alert_on_run_failure,
+    ],
     schedules=[drift_metrics_hourly, weekly_load],
 )

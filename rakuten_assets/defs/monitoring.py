@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from rakuten_assets.db.feedback import window_feedback
 from rakuten_assets.db.queries import inference_log_frame, insert_drift_report
 from rakuten_assets.defs.resources import DatabaseResource, MlflowResource, PushgatewayResource
 from rakuten_assets.defs.training import registered_model_version
@@ -102,6 +103,9 @@ def _metadata(report: DriftReport, window: pd.DataFrame, reference) -> dict:  # 
         "empty_description_share": dg.MetadataValue.float(
             float(report.current_empty_description_share)
         ),
+        # live accuracy on the predictions of the window that users corrected (/feedback)
+        "feedback_corrected": report.feedback_corrected or 0,
+        "feedback_accuracy": dg.MetadataValue.float(float(report.feedback_accuracy)),
         "summary": _table(report.summary_table()),
     }
     if len(window):
@@ -140,7 +144,8 @@ def drift_metrics(
 ) -> dg.MaterializeResult:
     """Live traffic (the inference log over a window) against the training data of the
     production model: text lengths (KS, Wasserstein), empty descriptions, out-of-vocabulary
-    rate, predicted-class mix (PSI, Jensen-Shannon), confidence, volume."""
+    rate, predicted-class mix (PSI, Jensen-Shannon), confidence, volume; and the live accuracy
+    on the window's predictions that users corrected (POST /feedback)."""
     settings = mlflow_registry.settings()
     tracking_uri, model_name = str(settings["tracking_uri"]), str(settings["model_name"])
     model = production_model(tracking_uri, model_name)
@@ -156,7 +161,10 @@ def drift_metrics(
         else (datetime.now(UTC) - timedelta(hours=hours))
     )
     window = inference_log_frame(engine, since=since, last_n=config.last_n)
-    report = compute_drift(reference, window, config.thresholds())
+    feedback = window_feedback(
+        engine, since, min_id=int(window["id"].min()) if len(window) else None
+    )
+    report = compute_drift(reference, window, config.thresholds(), feedback=feedback)
     computed_at = datetime.now(UTC)
 
     report_id = insert_drift_report(

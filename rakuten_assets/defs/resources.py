@@ -13,7 +13,13 @@ from rakuten_assets.data.challenge_files import TrainingSet, read_training_set
 from rakuten_assets.db.engine import connect
 from rakuten_assets.ml.registry import ModelRegistry
 from rakuten_assets.ml.tracking import ensure_experiment, run_url
-from rakuten_assets.monitoring.pushgateway import push_drift_gauges
+from rakuten_assets.monitoring.pushgateway import push_drift_gauges, push_gauges
+from rakuten_assets.monitoring.quality import (
+    QUALITY_JOB,
+    QUALITY_LAST_RUN,
+    QUALITY_LAST_RUN_HELP,
+    QUALITY_METRICS,
+)
 from rakuten_assets.settings import Settings
 
 
@@ -138,7 +144,8 @@ def mlflow_tracking_from_settings(settings: Settings | None = None) -> dg.Resour
 
 
 class PushgatewayResource(dg.ConfigurableResource):
-    """The Prometheus Pushgateway that receives the rakuten_drift_* gauges (optional)."""
+    """The Prometheus Pushgateway that receives the rakuten_drift_* and rakuten_model_eval_*
+    gauges (optional)."""
 
     url: str | None = Field(
         default=None, description="e.g. http://127.0.0.1:9091; empty: RAKUTEN_PUSHGATEWAY_URL."
@@ -152,6 +159,21 @@ class PushgatewayResource(dg.ConfigurableResource):
         url = self.resolved_url()
         if url:
             push_drift_gauges(url, gauges)
+        return url
+
+    def push_model_evaluation(self, gauges: list[tuple[str, dict[str, str], float]]) -> str | None:
+        """Push the gauges of the production model's evaluation (their own job and last-run
+        time, so the drift group is left alone); returns the URL, or None when unset."""
+        url = self.resolved_url()
+        if url:
+            push_gauges(
+                url,
+                gauges,
+                QUALITY_JOB,
+                last_run=QUALITY_LAST_RUN,
+                helps=QUALITY_METRICS,
+                last_run_help=QUALITY_LAST_RUN_HELP,
+            )
         return url
 
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import dagster as dg
 import mlflow
-from pydantic import Field, field_validator
+from pydantic import Field, model_validator
 
 from rakuten_assets.data.categories import CODES
-from rakuten_assets.db.queries import latest_load_id, load_history, snapshot
+from rakuten_assets.db.queries import latest_load_id, load_history, replay_requests, snapshot
 from rakuten_assets.defs.ingestion import class_count_table, products
 from rakuten_assets.defs.partitions import ONE_PARTITION_PER_RUN, products_partitions
 from rakuten_assets.defs.resources import DatabaseResource, LazyMlflowRun, MlflowResource
@@ -29,6 +29,8 @@ from rakuten_assets.ml.dataset import (
 from rakuten_assets.ml.model import TrainingParams, train
 from rakuten_assets.ml.plots import class_counts_png, markdown_image
 from rakuten_assets.ml.registry import RegistryError, decide_promotion
+from rakuten_assets.ml.replay import DEFAULT_REPLAY_ROWS, replay
+from rakuten_assets.ml.replay import skipped as replay_skipped
 from rakuten_assets.ml.tracking import log_training_run
 from rakuten_assets.settings import Settings
 
@@ -55,49 +57,60 @@ class SplitConfig(dg.Config):
 
 
 class TrainingConfig(dg.Config):
-    """Hyperparameters of `trained_model` (defaults: the seed project's)."""
+    """Hyperparameters of `trained_model`: a named preset of `rakuten_assets.ml.model`
+    ("default": word and character n-grams, calibrated linear SVM; "seed": the seed project's
+    5,000-word TF-IDF and logistic regression), and any of its values to change (empty: the
+    preset's). The values and their checks live once, in `TrainingParams`."""
 
-    max_features: int = Field(default=5000, ge=1)
-    ngram_range: list[int] = Field(default=[1, 2], description="[min_n, max_n] of TF-IDF.")
-    C: float = Field(default=1.0, gt=0, description="Inverse regularization strength.")
-    max_iter: int = Field(default=1000, ge=1)
-    classifier: str = Field(
-        default="logistic_regression", description="logistic_regression or linear_svc."
+    preset: str = Field(default="default", description="default or seed.")
+    max_features: int | None = Field(default=None, description="Word TF-IDF vocabulary.")
+    ngram_range: list[int] | None = Field(default=None, description="[min_n, max_n] of words.")
+    char_max_features: int | None = Field(
+        default=None, description="Character n-grams of the title; 0: none."
     )
-    class_weight: str | None = Field(default=None, description="Empty or 'balanced'.")
-    seed: int = 42
+    char_ngram_range: list[int] | None = Field(
+        default=None, description="[min_n, max_n] of the character n-grams."
+    )
+    sublinear_tf: bool | None = Field(default=None, description="1 + log(tf) instead of tf.")
+    min_df: int | None = Field(default=None, description="Documents a term needs to count.")
+    strip_accents: bool | None = Field(default=None, description="Fold accents in cleaning.")
+    description_words: int | None = Field(
+        default=None, description="Words of the description kept; 0: all."
+    )
+    C: float | None = Field(default=None, description="Inverse regularization strength.")
+    fit_intercept: bool | None = Field(default=None, description="Fit an intercept per class.")
+    max_iter: int | None = Field(default=None)
+    classifier: str | None = Field(default=None, description="logistic_regression or linear_svc.")
+    class_weight: str | None = Field(default=None, description="'balanced' or 'none'.")
+    seed: int | None = Field(default=None)
 
-    @field_validator("classifier")
-    @classmethod
-    def _known_classifier(cls, value: str) -> str:
-        if value not in ("logistic_regression", "linear_svc"):
-            raise ValueError("classifier is logistic_regression or linear_svc")
-        return value
-
-    @field_validator("class_weight")
-    @classmethod
-    def _known_class_weight(cls, value: str | None) -> str | None:
-        if value not in (None, "", "balanced"):
-            raise ValueError("class_weight is empty or 'balanced'")
-        return value or None
-
-    @field_validator("ngram_range")
-    @classmethod
-    def _two_ints(cls, value: list[int]) -> list[int]:
-        if len(value) != 2 or not 1 <= value[0] <= value[1]:
-            raise ValueError("ngram_range is [min_n, max_n] with 1 <= min_n <= max_n")
-        return value
+    @model_validator(mode="after")
+    def _valid(self) -> "TrainingConfig":
+        self.to_params()  # the launchpad shows TrainingParams' own message
+        return self
 
     def to_params(self) -> TrainingParams:
-        return TrainingParams(
-            max_features=self.max_features,
-            ngram_range=(self.ngram_range[0], self.ngram_range[1]),
-            C=self.C,
-            max_iter=self.max_iter,
-            classifier=self.classifier,  # type: ignore[arg-type]
-            class_weight=self.class_weight,  # type: ignore[arg-type]
-            seed=self.seed,
-        )
+        overrides: dict[str, object] = {
+            name: value for name in OVERRIDABLE if (value := getattr(self, name)) is not None
+        }
+        for pair in ("ngram_range", "char_ngram_range"):
+            if pair in overrides:
+                values = list(overrides[pair])  # type: ignore[call-overload]
+                if len(values) != 2:
+                    raise ValueError(f"{pair} is [min_n, max_n]")
+                overrides[pair] = (int(values[0]), int(values[1]))
+        if "class_weight" in overrides:
+            weight = str(overrides["class_weight"]).lower()
+            if weight not in ("balanced", "none", ""):
+                raise ValueError("class_weight is 'balanced' or 'none'")
+            overrides["class_weight"] = "balanced" if weight == "balanced" else None
+        return TrainingParams.from_preset(self.preset, **overrides)
+
+
+# Every TrainingParams field but `preset` can be changed from the launchpad.
+OVERRIDABLE: tuple[str, ...] = tuple(
+    name for name in TrainingParams.__dataclass_fields__ if name != "preset"
+)
 
 
 class PromotionConfig(dg.Config):
@@ -111,6 +124,18 @@ class PromotionConfig(dg.Config):
     )
     tolerance: float = Field(
         default=0.0, ge=0, description="How much worse than production a candidate may be."
+    )
+    replay_rows: int = Field(
+        default=DEFAULT_REPLAY_ROWS,
+        ge=0,
+        description="Last logged production requests the challenger is replayed on (0: none).",
+    )
+    min_replay_agreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Refuse a challenger agreeing with production on fewer of the replayed "
+        "requests than this share; empty: the replay is recorded, never blocks.",
     )
 
 
@@ -258,6 +283,7 @@ def trained_model(
                 mlflow_registry.run_url(experiment_id, run.info.run_id)
             ),
             "model_uri": model_uri,
+            "preset": params.preset,
             **{name: dg.MetadataValue.float(value) for name, value in headline.items()},
             "weakest_classes": dg.MetadataValue.md(
                 "\n".join(
@@ -345,12 +371,27 @@ def registered_model_version(
             if champion_version
             else None
         )
+        result = None
+        if champion_version and config.replay_rows:
+            requests = replay_requests(database.engine(), champion_version, config.replay_rows)
+            result = (
+                replay(registry.load_version(version), requests)
+                if len(requests)
+                else replay_skipped(f"no logged request of production v{champion_version}")
+            )
+            registry.record_replay(version, trained_model.run_id, result)
+            context.log.info(result.summary())
+            metadata["replay"] = dg.MetadataValue.json(result.as_dict())
+            if result.agreement is not None:
+                metadata["replay_agreement"] = dg.MetadataValue.float(result.agreement)
         decision = decide_promotion(
             candidate_f1,
             champion_f1,
             config.min_weighted_f1 or Settings().min_weighted_f1,
             config.tolerance,
             champion_version,
+            result,
+            config.min_replay_agreement,
         )
         if decision.promote:
             registry.promote(version, decision, actor=f"dagster run {context.run.run_id}")

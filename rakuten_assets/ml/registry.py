@@ -30,6 +30,7 @@ from sqlalchemy import Engine, insert, select
 from rakuten_assets.db.schema import model_promotions
 from rakuten_assets.ml.model import listings
 from rakuten_assets.ml.model_loader import load_model
+from rakuten_assets.ml.replay import ReplayResult
 from rakuten_assets.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class PromotionDecision:
     candidate_f1: float
     champion_version: str | None = None
     champion_f1: float | None = None
+    replay: dict[str, Any] | None = None  # `ReplayResult.as_dict()`, when one ran
 
 
 def decide_promotion(
@@ -57,8 +59,12 @@ def decide_promotion(
     min_f1: float,
     tolerance: float = 0.0,
     champion_version: str | None = None,
+    replay: ReplayResult | None = None,
+    min_replay_agreement: float | None = None,
 ) -> PromotionDecision:
-    """Promote when the floor is reached and the candidate is not worse than the champion."""
+    """Promote when the floor is reached, the candidate is not worse than the champion and,
+    when `min_replay_agreement` is set, it agrees that much with production on the replayed
+    live requests (a replay that ran on no request does not block)."""
     reasons: list[str] = []
     promote = True
     if candidate_f1 >= min_f1:
@@ -79,12 +85,26 @@ def decide_promotion(
             f"worse than production v{champion_version} on the same test set "
             f"({candidate_f1:.4f} vs {champion_f1:.4f}, tolerance {tolerance})"
         )
+    if replay is not None:
+        reasons.append(replay.summary())
+        if min_replay_agreement is not None and replay.agreement is not None:
+            if replay.agreement >= min_replay_agreement:
+                reasons.append(
+                    f"replay agreement {replay.agreement:.3f} >= minimum {min_replay_agreement}"
+                )
+            else:
+                promote = False
+                reasons.append(
+                    f"replay agreement {replay.agreement:.3f} < minimum {min_replay_agreement}: "
+                    "it would answer live traffic too differently from production"
+                )
     return PromotionDecision(
         promote=promote,
         reasons=reasons,
         candidate_f1=candidate_f1,
         champion_version=champion_version,
         champion_f1=champion_f1,
+        replay=replay.as_dict() if replay is not None else None,
     )
 
 
@@ -98,6 +118,7 @@ class PromotionEvent:
     at: datetime
     candidate_f1: float | None = None
     champion_f1: float | None = None
+    replay: dict[str, Any] | None = None
 
 
 @dataclass
@@ -226,11 +247,23 @@ class ModelRegistry:
         return rows
 
     # -- evaluation ------------------------------------------------------------------------
+    def load_version(self, version: str) -> Any:
+        """The pipeline of a registered version (skops only, trusted types)."""
+        return load_model(f"models:/{self.model_name}/{version}", self.tracking_uri)
+
     def weighted_f1_on(self, version: str, test: pd.DataFrame) -> float:
         """Weighted F1 of a registered version on a test set."""
-        model = load_model(f"models:/{self.model_name}/{version}", self.tracking_uri)
-        predicted = model.predict(listings(test))
+        predicted = self.load_version(version).predict(listings(test))
         return float(f1_score(test["prdtypecode"], predicted, average="weighted"))
+
+    def record_replay(self, version: str, run_id: str | None, result: ReplayResult) -> None:
+        """The replay's numbers on the challenger's MLflow run (metrics) and version (tags)."""
+        if run_id:
+            for key, value in result.mlflow_metrics().items():
+                self.client.log_metric(run_id, key, value)
+        self.client.set_model_version_tag(
+            self.model_name, str(version), "replay", result.summary()[:4000]
+        )
 
     # -- production alias changes, audited -------------------------------------------------
     def _record(self, event: PromotionEvent) -> None:
@@ -246,6 +279,7 @@ class ModelRegistry:
                     candidate_f1=event.candidate_f1,
                     champion_f1=event.champion_f1,
                     at=event.at,
+                    replay=event.replay,
                 )
             )
 
@@ -257,6 +291,7 @@ class ModelRegistry:
         reason: str,
         candidate_f1: float | None = None,
         champion_f1: float | None = None,
+        replay: dict[str, Any] | None = None,
     ) -> PromotionEvent:
         self.version(version)  # fails clearly when it does not exist
         current = self.production()
@@ -269,6 +304,7 @@ class ModelRegistry:
             at=datetime.now(UTC),
             candidate_f1=candidate_f1,
             champion_f1=champion_f1,
+            replay=replay,
         )
         # Audit first: a row without an alias change is visible and harmless; an alias
         # change without its row would not be auditable.
@@ -294,6 +330,7 @@ class ModelRegistry:
             "; ".join(decision.reasons),
             decision.candidate_f1,
             decision.champion_f1,
+            decision.replay,
         )
 
     def force_promote(
@@ -340,6 +377,7 @@ class ModelRegistry:
                 at=row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC),
                 candidate_f1=row.candidate_f1,
                 champion_f1=row.champion_f1,
+                replay=row.replay,
             )
             for row in rows
         ]

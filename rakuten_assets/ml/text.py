@@ -3,12 +3,18 @@
 designation + description -> HTML entities unescaped (twice: listings are often escaped
 twice), tags removed, mojibake repaired with ftfy, lower case, punctuation and symbols to
 spaces, every digit to "0" (numbers of one length share a token), whitespace collapsed.
+
+Options of the default model (`ListingTextCleaner`): accents folded ("é" -> "e": half of real
+titles are typed without them), the description cut to its first words (the title carries
+most of the signal; long pasted descriptions mostly add noise and time), and the cleaned title
+as a second column for the character n-grams.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Iterable
 
 import ftfy
@@ -39,6 +45,34 @@ def clean_words(text: str | None) -> list[str]:
     return _DIGIT.sub("0", _PUNCTUATION.sub(" ", text.lower().replace("_", " "))).split()
 
 
+def fold_accents(words: list[str]) -> list[str]:
+    """Cleaned words without accents; what decomposition leaves that is not a letter or a
+    digit (a fraction slash, say) becomes a space, as cleaning would have made it."""
+    text = " ".join(words)
+    if text.isascii():
+        return words
+    decomposed = unicodedata.normalize("NFKD", text)
+    folded = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return _PUNCTUATION.sub(" ", folded.replace("_", " ")).split()
+
+
+def listing_texts(
+    designation: str | None,
+    description: str | None,
+    strip_accents: bool = False,
+    description_words: int = 0,
+) -> tuple[str, str]:
+    """(designation + description, designation) cleaned, as the model's two text features
+    see them; `description_words` > 0 keeps only that many words of the description."""
+    title = clean_words(designation)
+    body = clean_words(description)
+    if description_words:
+        body = body[:description_words]
+    if strip_accents:
+        title, body = fold_accents(title), fold_accents(body)
+    return " ".join(title + body), " ".join(title)
+
+
 def listing_text(designation: str | None, description: str | None) -> str:
     """The cleaned text of a listing: designation then description."""
     return clean_text(f"{designation or ''} {description or ''}")
@@ -54,10 +88,34 @@ def _as_frame(listings: pd.DataFrame | Iterable[dict]) -> pd.DataFrame:
 
 
 class ListingTextCleaner(TransformerMixin, BaseEstimator):
-    """scikit-learn step: a frame with `designation` and `description` -> cleaned texts."""
+    """scikit-learn step: a frame with `designation` and `description` -> cleaned texts.
+
+    With the defaults (the seed configuration, and every model trained before the options
+    existed), one column: `clean_text(designation + " " + description)`. With `title_column`,
+    two: that text and the cleaned designation alone (see `listing_texts`).
+    """
+
+    def __init__(
+        self,
+        strip_accents: bool = False,
+        description_words: int = 0,
+        title_column: bool = False,
+    ):
+        self.strip_accents = strip_accents
+        self.description_words = description_words
+        self.title_column = title_column
 
     def fit(self, X: pd.DataFrame, y: object = None) -> ListingTextCleaner:
         return self
+
+    def options(self) -> tuple[bool, int, bool]:
+        """(strip_accents, description_words, title_column); models saved before these
+        options existed have none of the attributes and mean the defaults."""
+        return (
+            bool(getattr(self, "strip_accents", False)),
+            int(getattr(self, "description_words", 0)),
+            bool(getattr(self, "title_column", False)),
+        )
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         frame = _as_frame(X)
@@ -69,5 +127,14 @@ class ListingTextCleaner(TransformerMixin, BaseEstimator):
             if "description" in frame.columns
             else pd.Series("", index=frame.index)
         )
-        joined = (designation + " " + description).tolist()
-        return np.asarray([clean_text(text) for text in joined], dtype=object)
+        strip_accents, description_words, title_column = self.options()
+        if not (strip_accents or description_words or title_column):
+            joined = (designation + " " + description).tolist()
+            return np.asarray([clean_text(text) for text in joined], dtype=object)
+        texts = [
+            listing_texts(title, body, strip_accents, description_words)
+            for title, body in zip(designation.tolist(), description.tolist(), strict=True)
+        ]
+        columns = np.empty((len(texts), 2), dtype=object)
+        columns[:] = texts
+        return columns if title_column else columns[:, 0]

@@ -10,7 +10,11 @@ inference log with it:
   is unit-free and comparable across features);
 - share of empty descriptions; OOV rate (tokens of the model's own cleaning, `clean_text`);
 - predicted-class mix against the training class mix: PSI and Jensen-Shannon distance;
-- mean confidence and share of low-confidence predictions; volume of the window.
+- mean confidence and share of low-confidence predictions; volume of the window;
+- live accuracy: the share of the window's predictions that users corrected (POST /feedback)
+  whose answer was right. Not a drift rule: it is measured on the predictions someone chose
+  to correct (real users confirm right answers less often than they fix wrong ones), so it
+  is a trend to watch, not an unbiased estimate of the model's accuracy.
 
 Verdict: "not_enough_data" below `min_samples` predictions (statistics are still computed),
 otherwise "drift" when one of these fires, else "no_drift":
@@ -40,7 +44,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chisquare, ks_2samp, wasserstein_distance
 
 from rakuten_assets.data.categories import CODES
-from rakuten_assets.ml.text import listing_text
+from rakuten_assets.ml.text import fold_accents, listing_text
 
 Verdict = Literal["drift", "no_drift", "not_enough_data"]
 Gauge = tuple[str, dict[str, str], float]
@@ -100,13 +104,14 @@ def text_lengths(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def oov_counts(frame: pd.DataFrame, vocabulary: frozenset[str] | set[str]) -> tuple[int, int]:
-    """(tokens, tokens not in `vocabulary`) of the listings, cleaned as the model cleans them."""
+    """(tokens, tokens not in `vocabulary`) of the listings, cleaned as the model cleans them
+    (accents folded on both sides: the default model folds them, the seed's does not)."""
     tokens = unknown = 0
     contains = vocabulary.__contains__
     for designation, description in zip(
         _texts(frame, "designation"), _texts(frame, "description"), strict=True
     ):
-        words = _TOKEN.findall(listing_text(designation, description))
+        words = fold_accents(_TOKEN.findall(listing_text(designation, description)))
         tokens += len(words)
         unknown += len(words) - sum(map(contains, words))
     return tokens, unknown
@@ -137,17 +142,22 @@ def class_shares(codes: Iterable[object]) -> dict[int, float]:
 
 
 def model_vocabulary(pipeline: Any) -> frozenset[str]:
-    """The unigram terms of the fitted TF-IDF step of a model (step "tfidf" of `build_pipeline`).
+    """The unigram terms of the fitted word TF-IDF of a model: step "tfidf" of
+    `build_pipeline`, or the "words" block of its "features" step.
 
     Bigrams are left out: OOV is measured on single tokens.
     """
     steps = getattr(pipeline, "named_steps", {})
-    vectorizer = steps.get("tfidf") or next(
-        (step for step in steps.values() if hasattr(step, "vocabulary_")), pipeline
-    )
+    vectorizer = steps.get("tfidf")
+    if vectorizer is None and "features" in steps:
+        vectorizer = steps["features"].named_transformers_.get("words")
+    if vectorizer is None:
+        vectorizer = next(
+            (step for step in steps.values() if hasattr(step, "vocabulary_")), pipeline
+        )
     if not hasattr(vectorizer, "vocabulary_"):
         raise ValueError("the pipeline has no fitted TF-IDF step (no `vocabulary_`)")
-    return frozenset(term for term in vectorizer.vocabulary_ if " " not in term)
+    return frozenset(fold_accents([term for term in vectorizer.vocabulary_ if " " not in term]))
 
 
 # -- reference -----------------------------------------------------------------------------
@@ -299,6 +309,11 @@ class DriftReport:
     window_start: str | None = None  # ISO time of the first and last prediction
     window_end: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+    # Predictions of the window with a user correction (None: corrections not measured), how
+    # many of them the model had right, and the share (NaN without any correction).
+    feedback_corrected: int | None = None
+    feedback_correct: int = 0
+    feedback_accuracy: float = math.nan
 
     @property
     def drifted(self) -> bool:
@@ -392,6 +407,13 @@ class DriftReport:
             ("low_confidence_share", nan, self.low_confidence_share, self.low_confidence_share,
              t.low_confidence, False),
         ]  # fmt: skip
+        if self.feedback_corrected is not None:
+            corrected = float(self.feedback_corrected)
+            rows += [
+                ("feedback_corrected", nan, corrected, corrected, nan, False),
+                ("feedback_accuracy", nan, self.feedback_accuracy, self.feedback_accuracy, nan,
+                 False),
+            ]  # fmt: skip
         table = pd.DataFrame(
             rows, columns=["statistic", "reference", "current", "value", "threshold", "drifted"]
         )
@@ -438,6 +460,10 @@ class DriftReport:
             ("rakuten_drift_low_confidence_share", {}, self.low_confidence_share),
             ("rakuten_drift_window_predictions", {}, float(self.window_predictions)),
         ]
+        if self.feedback_corrected is not None:
+            gauges.append(("rakuten_feedback_corrected", {}, float(self.feedback_corrected)))
+            if self.feedback_corrected:  # no correction: no accuracy (absent, not NaN)
+                gauges.append(("rakuten_feedback_accuracy", {}, self.feedback_accuracy))
         return [(name, labels, float(value)) for name, labels, value in gauges]
 
 
@@ -486,6 +512,22 @@ def _window_bounds(current: pd.DataFrame) -> tuple[str | None, str | None]:
     return times.min().isoformat(), times.max().isoformat()
 
 
+def live_accuracy(current: pd.DataFrame, feedback: pd.DataFrame) -> tuple[int, int]:
+    """(predictions of `current` with a correction in `feedback`, how many were right).
+
+    `current`: prediction_id, predicted_class; `feedback`: prediction_id, prdtypecode (the
+    correct class). Corrections of predictions outside the window are ignored."""
+    if "prediction_id" not in current.columns or current.empty or feedback.empty:
+        return 0, 0
+    corrected = current[["prediction_id", "predicted_class"]].dropna(subset=["prediction_id"])
+    merged = corrected.merge(
+        feedback[["prediction_id", "prdtypecode"]].drop_duplicates("prediction_id", keep="last"),
+        on="prediction_id",
+    )
+    right = pd.to_numeric(merged["predicted_class"]) == pd.to_numeric(merged["prdtypecode"])
+    return len(merged), int(right.sum())
+
+
 def compute_drift(
     reference: ReferenceProfile,
     current: pd.DataFrame,
@@ -493,6 +535,7 @@ def compute_drift(
     *,
     oov_sample_rows: int | None = 5_000,
     seed: int = 0,
+    feedback: pd.DataFrame | None = None,
 ) -> DriftReport:
     """Compare a window of the inference log with the reference profile of its model.
 
@@ -502,6 +545,9 @@ def compute_drift(
     seeded sample of at most `oov_sample_rows` rows (None: all rows); the size used is in
     `oov_sample_rows` of the report. 5,000 listings are ~500,000 tokens: the rate is known to
     well under a percentage point.
+
+    `feedback`: users' corrections (prediction_id, prdtypecode), for the live accuracy of the
+    window (`live_accuracy`); None leaves it unmeasured (no feedback gauges).
     """
     thresholds = thresholds or DriftThresholds()
     timings: dict[str, float] = {}
@@ -580,6 +626,11 @@ def compute_drift(
         window_end=window_end,
         timings=timings,
     )
+    if feedback is not None:
+        corrected, right = live_accuracy(current, feedback)
+        report.feedback_corrected = corrected
+        report.feedback_correct = right
+        report.feedback_accuracy = right / corrected if corrected else math.nan
     if n < thresholds.min_samples:
         report.verdict = "not_enough_data"
         report.reasons = [

@@ -1,9 +1,12 @@
-"""Push the drift job's gauges to a Prometheus Pushgateway (no Dagster here).
+"""Push gauges to a Prometheus Pushgateway (no Dagster here): the drift job's, and (through
+`push_gauges`) those of the production model's evaluation (rakuten_assets.monitoring.quality).
 
 One push replaces the whole group of the job (HTTP PUT, `push_to_gateway`): a label set pushed
 by an earlier run (a class no longer predicted, say) does not linger beside the new values.
-Prometheus scrapes the Pushgateway with `honor_labels: true`, so the series keep
-job="rakuten_drift" (see deploy/prometheus/prometheus.yml).
+Each job pushes its own last-run timestamp, under its own name, so the age of one job's
+values never hides behind another's push. Prometheus scrapes the Pushgateway with
+`honor_labels: true`, so the series keep job="rakuten_drift" (see
+deploy/prometheus/prometheus.yml).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import math
 import re
 import time
 import urllib.error
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
@@ -37,6 +40,9 @@ DRIFT_METRICS: dict[str, str] = {
     "rakuten_drift_confidence_mean": "Mean confidence of the predictions of the current window.",
     "rakuten_drift_low_confidence_share": "Share of low-confidence predictions (current window).",
     "rakuten_drift_window_predictions": "Predictions in the current window.",
+    "rakuten_feedback_corrected": "Predictions of the current window corrected by users.",
+    "rakuten_feedback_accuracy": "Share of the corrected predictions of the current window "
+    "the model had right (live accuracy; absent without corrections).",
 }
 LAST_RUN_HELP = "Unix time of the drift job's last push."
 
@@ -52,9 +58,14 @@ class PushgatewayError(RuntimeError):
 
 
 def build_registry(
-    gauges: Iterable[DriftGauge], now: float | None = None
+    gauges: Iterable[DriftGauge],
+    now: float | None = None,
+    last_run: str = LAST_RUN,
+    helps: Mapping[str, str] = DRIFT_METRICS,
+    last_run_help: str = LAST_RUN_HELP,
 ) -> tuple[CollectorRegistry, int]:
-    """A fresh registry holding `gauges` plus the last-run timestamp; the number of series.
+    """A fresh registry holding `gauges` plus the last-run timestamp (gauge `last_run`); the
+    number of series. `helps`: the help text of each gauge name.
 
     Raises ValueError for a gauge whose label names differ from the other gauges of its name,
     for the same (name, labels) given twice, for a non-number value, for an invalid metric or
@@ -63,8 +74,8 @@ def build_registry(
     label_names: dict[str, tuple[str, ...]] = {}
     values: dict[str, dict[tuple[str, ...], float]] = {}
     for name, labels, value in gauges:
-        if name == LAST_RUN:
-            raise ValueError(f"{LAST_RUN} is added by push_drift_gauges itself")
+        if name == last_run:
+            raise ValueError(f"{last_run} is added by the push itself")
         if not METRIC_NAME.fullmatch(name):
             raise ValueError(f"invalid metric name {name!r}")
         bad = [k for k in labels if not LABEL_NAME.fullmatch(k) or k.startswith("__")]
@@ -89,14 +100,14 @@ def build_registry(
     for name, series in values.items():
         gauge = Gauge(
             name,
-            DRIFT_METRICS.get(name, "Drift job gauge."),
+            helps.get(name, "Pushed gauge."),
             label_names[name],
             registry=registry,
         )
         for key, value in series.items():
             (gauge.labels(*key) if key else gauge).set(value)
-    last_run = Gauge(LAST_RUN, LAST_RUN_HELP, registry=registry)
-    last_run.set(time.time() if now is None else now)
+    last_run_gauge = Gauge(last_run, last_run_help, registry=registry)
+    last_run_gauge.set(time.time() if now is None else now)
     return registry, sum(len(series) for series in values.values()) + 1
 
 
@@ -112,11 +123,24 @@ def push_drift_gauges(
     malformed gauges (nothing is pushed) and PushgatewayError when the push fails; the caller
     decides whether that fails its run.
     """
+    push_gauges(url, gauges, job, timeout=timeout)
+
+
+def push_gauges(
+    url: str,
+    gauges: list[DriftGauge],
+    job: str,
+    last_run: str = LAST_RUN,
+    helps: Mapping[str, str] = DRIFT_METRICS,
+    last_run_help: str = LAST_RUN_HELP,
+    timeout: float = 5.0,
+) -> None:
+    """`push_drift_gauges` for any job: its own last-run gauge name and help texts."""
     if not job:
         raise ValueError("job must not be empty")
     if not math.isfinite(timeout) or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-    registry, series = build_registry(gauges)
+    registry, series = build_registry(gauges, None, last_run, helps, last_run_help)
     where = f"Pushgateway {url} (job {job!r}, {series} series)"
     try:
         push_to_gateway(url, job=job, registry=registry, timeout=timeout)

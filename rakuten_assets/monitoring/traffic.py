@@ -7,8 +7,9 @@ Used to exercise drift detection end to end (requests -> API -> inference log ->
   description tripled), half cut (designation to its first three words, no description);
 - category: listings of a few product families only (pool and spa, books, video games),
   chosen by keywords of their designation, so the predicted-class mix moves;
-- language: listings rewritten word by word into English or German with a word map of
-  frequent French listing words, so the share of tokens unknown to the model rises.
+- language: listings rewritten word by word into German with a word map of frequent French
+  listing words (a new market), so the share of tokens unknown to the model rises. English is
+  not used: real French listings carry English titles, so the default model knows it.
 
 Every shift is deterministic for a seed and keeps the API's limits (non-empty designation,
 `max_chars` characters per field).
@@ -212,6 +213,31 @@ def shifted_requests(
     while there are enough of them, with replacement beyond. `max_chars`: the API's
     `max_text_chars` (default 10,000); longer fields are cut at a space.
     """
+    return _shifted(test_frame, n, shift, seed, max_chars)[1]
+
+
+def labelled_requests(
+    frame: pd.DataFrame,
+    n: int,
+    shift: str = "none",
+    seed: int = 0,
+    *,
+    max_chars: int = 10_000,
+) -> tuple[list[Request], list[int]]:
+    """`shifted_requests` from labelled listings (with `prdtypecode`), and the true code of
+    each request: the corrections `rakuten simulate-traffic --feedback` sends. A shift keeps
+    the label (the listing is the same product, described otherwise)."""
+    if "prdtypecode" not in frame.columns:
+        raise ValueError("labelled_requests needs a prdtypecode column")
+    positions, requests = _shifted(frame, n, shift, seed, max_chars)
+    codes = frame["prdtypecode"].tolist()
+    return requests, [int(codes[position]) for position in positions]
+
+
+def _shifted(
+    test_frame: pd.DataFrame, n: int, shift: str, seed: int, max_chars: int
+) -> tuple[list[int], list[Request]]:
+    """The positions of the rows drawn and the requests built from them."""
     if shift not in SHIFTS:
         raise ValueError(f"unknown shift {shift!r}; choose one of {', '.join(SHIFTS)}")
     if n < 0:
@@ -241,7 +267,7 @@ def shifted_requests(
     elif shift == "language":
 
         def transform(designation: str, description: str) -> Request:
-            language = rng.randrange(2)  # 0 English, 1 German
+            language = 1  # German (0 is English, which real listings already mix in)
             return {
                 "designation": _translate(designation, language),
                 "description": _translate(description, language),
@@ -256,4 +282,54 @@ def shifted_requests(
     for position in positions:
         changed = transform(_text(designations[position]), _text(descriptions[position]))
         requests.append(_request(_text(changed["designation"]), changed["description"], max_chars))
-    return requests
+    return positions, requests
+
+
+def requests_with_feedback(
+    test_frame: pd.DataFrame | None,
+    labelled_frame: pd.DataFrame | None,
+    n: int,
+    feedback: float,
+    shift: str = "none",
+    seed: int = 0,
+    *,
+    max_chars: int = 10_000,
+) -> tuple[list[Request], list[int | None]]:
+    """`n` requests, a share `feedback` of them labelled listings, and the label of each
+    (None for the unlabelled ones): what `simulate-traffic --feedback` sends and corrects.
+
+    X_test listings have no labels, so the labelled share comes from `labelled_frame`
+    (training listings with `prdtypecode`; the CLI uses the rows of the last partition, 100,
+    which a model trained before it has never seen); the rest from `test_frame`. The labelled
+    requests are spread over the run at seeded positions."""
+    if not 0 <= feedback <= 1:
+        raise ValueError(f"feedback must be a share between 0 and 1, not {feedback!r}")
+    labelled = round(n * feedback)
+    if n - labelled and test_frame is None:
+        raise ValueError("unlabelled requests need a test frame")
+    if labelled and labelled_frame is None:
+        raise ValueError("labelled requests need a labelled frame")
+    rng = random.Random(f"{seed}-feedback")
+    at = set(rng.sample(range(n), labelled))
+    corrected, codes = (
+        labelled_requests(labelled_frame, labelled, shift, seed, max_chars=max_chars)
+        if labelled and labelled_frame is not None
+        else ([], [])
+    )
+    plain = (
+        shifted_requests(test_frame, n - labelled, shift, seed, max_chars=max_chars)
+        if n - labelled and test_frame is not None
+        else []
+    )
+    requests: list[Request] = []
+    labels: list[int | None] = []
+    labelled_iter, plain_iter = iter(zip(corrected, codes, strict=True)), iter(plain)
+    for position in range(n):
+        if position in at:
+            request, code = next(labelled_iter)
+            requests.append(request)
+            labels.append(code)
+        else:
+            requests.append(next(plain_iter))
+            labels.append(None)
+    return requests, labels

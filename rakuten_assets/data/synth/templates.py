@@ -9,7 +9,8 @@ A template is plain text with placeholders:
 - ``{year:A:B}``: a year in [A, B]; ``{date}``: a date "28/09/2001" (1950-2018).
 - ``{model}``: a model number such as "XR-350", "GX4500" or "A1234B".
 - ``{dims}``: "120 x 60 x 75 cm"; ``{dims2}``: "45x45 cm"; ``{cm}``: "35 cm".
-- ``{isbn}``: "978-2-07-040850-4"; ``{ean}``: a 13-digit barcode.
+- ``{isbn}``: "978-2-0704-0850-4" (13 digits); ``{ean}``: a 13-digit barcode.
+- ``{coined}``: a coined reseller brand name ("Zaivox", "Kooberly").
 """
 
 from __future__ import annotations
@@ -42,9 +43,54 @@ def _model(rng: random.Random) -> str:
 
 
 def _isbn(rng: random.Random) -> str:
-    publisher = rng.randint(1, 9999)
-    title = rng.randint(1, 99999)
-    return f"978-2-{publisher:04d}-{title:05d}-{rng.randint(0, 9)}"
+    """A French ISBN-13 (978-2, publisher and title in 8 digits, a check digit)."""
+    digits = [9, 7, 8, 2, *(rng.randint(0, 9) for _ in range(8))]
+    check = (10 - sum(d * (3 if i % 2 else 1) for i, d in enumerate(digits)) % 10) % 10
+    body = "".join(map(str, digits))
+    return f"{body[:3]}-{body[3]}-{body[4:8]}-{body[8:12]}-{check}"
+
+
+_ONSETS = (
+    "b",
+    "br",
+    "c",
+    "ch",
+    "d",
+    "f",
+    "g",
+    "h",
+    "j",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "qu",
+    "r",
+    "s",
+    "sh",
+    "t",
+    "tr",
+    "v",
+    "w",
+    "x",
+    "y",
+    "z",
+    "",
+)
+_NUCLEI = ("a", "e", "i", "o", "u", "oo", "ee", "ai", "y", "ia", "ou")
+_CODAS = ("", "", "n", "r", "x", "s", "l", "m", "k", "ng", "ck", "z")
+_ENDINGS = ("", "", "", "er", "ly", "go", "fy", "box", "tek", "life", "mall", "ier", "io")
+
+
+def _coined(rng: random.Random) -> str:
+    """A coined reseller brand ("Kokobuy", "Vbestlife" style): a word in no dictionary,
+    met in every class of real listings, so unfamiliar words signal no class."""
+    word = "".join(
+        rng.choice(_ONSETS) + rng.choice(_NUCLEI) + rng.choice(_CODAS)
+        for _ in range(rng.randint(1, 3))
+    )
+    return (word + rng.choice(_ENDINGS)).capitalize()
 
 
 def _builtin(name: str, low: int | None, high: int | None, rng: random.Random) -> str:
@@ -71,10 +117,14 @@ def _builtin(name: str, low: int | None, high: int | None, rng: random.Random) -
         return _isbn(rng)
     if name == "ean":
         return "".join(str(rng.randint(0, 9)) for _ in range(13))
+    if name == "coined":
+        return _coined(rng)
     raise TemplateError(f"unknown built-in {{{name}}}")
 
 
-BUILTINS = frozenset({"int", "dec", "year", "date", "model", "dims", "dims2", "cm", "isbn", "ean"})
+BUILTINS = frozenset(
+    {"int", "dec", "year", "date", "model", "dims", "dims2", "cm", "isbn", "ean", "coined"}
+)
 
 
 Part = tuple[str, str | None, bool, int | None, int | None]  # literal, slot, optional, low, high

@@ -1,51 +1,53 @@
-"""Vocabulary of every class: one module `c<code>.py` per product-type code.
+"""Vocabulary of every class, kept as data: ``classes/c<code>.toml``, one file per product-type
+code, and common slots in ``shared/*.toml`` and ``names/*.toml`` (read and checked by `loader`).
 
-The `shared_*` modules hold slots that several classes draw from on purpose (books
-10/2403/2705/2280, games 40/2905/2462, toys and licences 1140/1160/1280/1281/1300,
-home 1560/1920/2060): that overlap is what makes the task hard, as on real listings.
+The shared files hold slots that several classes draw from on purpose (books 10/2403/2705/2280,
+games 40/2905/2462, toys and licences 1140/1160/1280/1281/1300, home 1560/1920/2060): that
+overlap is what makes the task hard, as on real listings.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from functools import cache
-from types import ModuleType
+from pathlib import Path
 
 from rakuten_assets.data.categories import CODES
 
 from .base import ClassVocabulary, LanguageVariant
+from .loader import VocabularyError, load_classes, load_common
+
+FOLDER = Path(__file__).parent
 
 
-def _merge_common(*modules: ModuleType) -> dict[str, Sequence[str]]:
-    merged: dict[str, Sequence[str]] = {}
-    for module in modules:
-        clash = merged.keys() & module.SLOTS.keys()
-        if clash:
-            raise ValueError(f"{module.__name__} redefines common slots {sorted(clash)}")
-        merged.update(module.SLOTS)
-    return merged
-
-
-def _load(code: int) -> ClassVocabulary:
-    vocab = importlib.import_module(f"{__name__}.c{code}").VOCAB
-    if vocab.code != code:
-        raise ValueError(f"module c{code} describes class {vocab.code}")
-    return vocab
-
-
-@cache
-def common_slots() -> Mapping[str, Sequence[str]]:
+def common_slots(folder: Path = FOLDER) -> Mapping[str, Sequence[str]]:
     """Slots every class may use (loaded on first use)."""
-    from . import common, shared_books, shared_games, shared_home, shared_toys
+    return _common(folder.resolve())
 
-    return _merge_common(common, shared_books, shared_games, shared_toys, shared_home)
+
+def vocabularies(
+    folder: Path = FOLDER, codes: tuple[int, ...] = CODES
+) -> Mapping[int, ClassVocabulary]:
+    """The vocabulary of each class of `codes`, all 27 by default (loaded on first use)."""
+    return _classes(folder.resolve(), tuple(codes))
+
+
+# one cache entry per folder, however it was spelled
+@cache
+def _common(folder: Path) -> Mapping[str, Sequence[str]]:
+    return load_common(folder)
 
 
 @cache
-def vocabularies() -> Mapping[int, ClassVocabulary]:
-    """The vocabulary of each of the 27 classes (loaded on first use)."""
-    return {code: _load(code) for code in CODES}
+def _classes(folder: Path, codes: tuple[int, ...]) -> Mapping[int, ClassVocabulary]:
+    return load_classes(folder, _common(folder), codes)
 
 
-__all__ = ["ClassVocabulary", "LanguageVariant", "common_slots", "vocabularies"]
+__all__ = [
+    "FOLDER",
+    "ClassVocabulary",
+    "LanguageVariant",
+    "VocabularyError",
+    "common_slots",
+    "vocabularies",
+]

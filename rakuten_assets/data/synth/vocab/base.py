@@ -1,9 +1,33 @@
-"""The shape of a class vocabulary: slot values and templates written in `templates.py` syntax."""
+"""The shape of a class vocabulary: slot values and templates written in `templates.py` syntax.
+
+Built by `loader` from ``classes/c<code>.toml``, whose keys are the fields below.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+CASES = ("mixed", "keep", "upper")
+
+
+@dataclass(frozen=True)
+class TitleStyle:
+    """A way a class's sellers write designations, drawn for a `share` of its French listings.
+
+    - ``templates``: the designations of this style (e.g. a bare book title, a card name with
+      its number, a machine-translated keyword string);
+    - ``extras``: pad it with the class's ``title_extras`` up to the drawn length, like the
+      class's plain ``titles``;
+    - ``case``: ``mixed`` (mostly title case, sometimes all caps, as sellers type), ``keep``
+      (as written: names keep their own case) or ``upper`` (all caps, as spare-part lists).
+    """
+
+    name: str
+    share: float
+    templates: Sequence[str]
+    extras: bool = False
+    case: str = "keep"
 
 
 @dataclass(frozen=True)
@@ -21,9 +45,11 @@ class ClassVocabulary:
     """Everything the generator needs to write listings of one product-type code.
 
     - ``slots``: class-specific slot values (product nouns, brands, attributes, ...);
-      a template may also use any slot of ``vocab.common``.
+      a template may also use any common slot (``shared/*.toml``, ``names/*.toml``).
     - ``titles``: designation templates; ``title_extras``: short templates appended to a
       designation when it is shorter than the length drawn for it.
+    - ``title_styles``: other ways of writing a designation, each for a share of the
+      listings (the plain ``titles`` take the rest).
     - ``sentences``: prose sentences for descriptions; ``specs``: "Label : value" lines that
       the generator renders as a specification list (plain text or HTML ``<li>``).
     - ``empty_description_rate``: share of listings of this class without a description.
@@ -50,3 +76,4 @@ class ClassVocabulary:
     title_median_words: float = 11.0
     description_median_words: float = 95.0
     sticky: frozenset[str] = frozenset({"product", "brand"})
+    title_styles: Sequence[TitleStyle] = ()
