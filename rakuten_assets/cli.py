@@ -562,7 +562,7 @@ def models(
     console.print(table)
     if history:
         events = Table(title="production history")
-        for column in ("at", "action", "version", "previous", "by", "reason"):
+        for column in ("at", "action", "version", "previous", "by", "replay", "reason"):
             events.add_column(column)
         for event in history:
             events.add_row(
@@ -571,9 +571,19 @@ def models(
                 event["version"],
                 event["previous_version"] or "-",
                 event["actor"],
+                _replay_cell(event.get("replay")),
                 event["reason"],
             )
         console.print(events)
+
+
+def _replay_cell(replay: dict[str, Any] | None) -> str:
+    """The challenger replay of a promotion, in a few characters (details: the reason)."""
+    if not replay:
+        return "-"
+    if replay.get("skipped") or replay.get("agreement") is None:
+        return "skipped"
+    return f"agreement {replay['agreement']:.3f} on {replay['rows']:,}"
 
 
 @app.command()

@@ -15,7 +15,7 @@ import mlflow
 from pydantic import Field, model_validator
 
 from rakuten_assets.data.categories import CODES
-from rakuten_assets.db.queries import latest_load_id, load_history, replay_requests, snapshot
+from rakuten_assets.db.queries import latest_load_id, load_history, snapshot
 from rakuten_assets.defs.ingestion import class_count_table, products
 from rakuten_assets.defs.partitions import ONE_PARTITION_PER_RUN, products_partitions
 from rakuten_assets.defs.resources import DatabaseResource, LazyMlflowRun, MlflowResource
@@ -29,8 +29,7 @@ from rakuten_assets.ml.dataset import (
 from rakuten_assets.ml.model import TrainingParams, train
 from rakuten_assets.ml.plots import class_counts_png, markdown_image
 from rakuten_assets.ml.registry import RegistryError, decide_promotion
-from rakuten_assets.ml.replay import DEFAULT_REPLAY_ROWS, replay
-from rakuten_assets.ml.replay import skipped as replay_skipped
+from rakuten_assets.ml.replay import DEFAULT_REPLAY_ROWS
 from rakuten_assets.ml.tracking import log_training_run
 from rakuten_assets.settings import Settings
 
@@ -372,14 +371,10 @@ def registered_model_version(
             else None
         )
         result = None
-        if champion_version and config.replay_rows:
-            requests = replay_requests(database.engine(), champion_version, config.replay_rows)
-            result = (
-                replay(registry.load_version(version), requests)
-                if len(requests)
-                else replay_skipped(f"no logged request of production v{champion_version}")
+        if champion_version:  # replayed against production's logged answers, so only then
+            result = registry.replay_challenger(
+                version, trained_model.run_id, champion_version, config.replay_rows
             )
-            registry.record_replay(version, trained_model.run_id, result)
             context.log.info(result.summary())
             metadata["replay"] = dg.MetadataValue.json(result.as_dict())
             if result.agreement is not None:

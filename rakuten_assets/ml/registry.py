@@ -27,10 +27,11 @@ from mlflow.store.artifact.utils.models import _parse_model_id_if_present
 from sklearn.metrics import f1_score
 from sqlalchemy import Engine, insert, select
 
+from rakuten_assets.db.queries import replay_requests
 from rakuten_assets.db.schema import model_promotions
 from rakuten_assets.ml.model import listings
 from rakuten_assets.ml.model_loader import load_model
-from rakuten_assets.ml.replay import ReplayResult
+from rakuten_assets.ml.replay import DEFAULT_REPLAY_ROWS, ReplayResult, replay, skipped
 from rakuten_assets.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -258,12 +259,44 @@ class ModelRegistry:
 
     def record_replay(self, version: str, run_id: str | None, result: ReplayResult) -> None:
         """The replay's numbers on the challenger's MLflow run (metrics) and version (tags)."""
+        metrics = result.mlflow_metrics()
         if run_id:
-            for key, value in result.mlflow_metrics().items():
+            for key, value in metrics.items():
                 self.client.log_metric(run_id, key, value)
-        self.client.set_model_version_tag(
-            self.model_name, str(version), "replay", result.summary()[:4000]
-        )
+        tags = {"replay": result.summary()[:4000]}
+        # the headline numbers on the version too: the registry page shows tags, not metrics
+        for key in ("replay_rows", "replay_agreement"):
+            if key in metrics:
+                tags[key] = f"{metrics[key]:g}" if key == "replay_rows" else f"{metrics[key]:.4f}"
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.model_name, str(version), key, value)
+
+    def replay_challenger(
+        self,
+        version: str,
+        run_id: str | None,
+        champion_version: str,
+        rows: int = DEFAULT_REPLAY_ROWS,
+        challenger: Any | None = None,
+    ) -> ReplayResult:
+        """Replay `version` on the last `rows` requests production (`champion_version`)
+        answered, and record the result on its MLflow run and version.
+
+        The challenger is the registered version as serving would load it, unless the caller
+        passes its pipeline (`challenger`). Nothing to replay (rows 0, an empty log) gives a
+        skipped result that says why; it is recorded all the same.
+        """
+        if rows <= 0:
+            result = skipped("replay_rows is 0 (replay turned off)")
+        else:
+            requests = replay_requests(self.engine, champion_version, rows)
+            if requests.empty:
+                result = skipped(f"no logged request of production v{champion_version}")
+            else:
+                model = challenger if challenger is not None else self.load_version(version)
+                result = replay(model, requests)
+        self.record_replay(version, run_id, result)
+        return result
 
     # -- production alias changes, audited -------------------------------------------------
     def _record(self, event: PromotionEvent) -> None:

@@ -18,6 +18,9 @@ import pandas as pd
 from rakuten_assets.ml.model import listings
 
 DEFAULT_REPLAY_ROWS = 5_000
+# Rows scored per predict_proba call: one call is fast (5,000 rows ~1 s), batches bound the
+# memory of the sparse features when a team replays far more requests.
+BATCH_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,17 @@ def skipped(reason: str) -> ReplayResult:
     return ReplayResult(0, None, None, None, 0, None, None, skipped=reason)
 
 
-def replay(challenger: Any, requests: pd.DataFrame) -> ReplayResult:
+def replay(challenger: Any, requests: pd.DataFrame, batch_rows: int = BATCH_ROWS) -> ReplayResult:
     """Score `challenger` (a fitted pipeline) on logged requests (`replay_requests` rows)."""
     if requests.empty:
         return skipped("no logged request of the production version")
-    probabilities = np.asarray(challenger.predict_proba(listings(requests)))
+    inputs = listings(requests)
+    probabilities = np.vstack(
+        [
+            np.asarray(challenger.predict_proba(inputs.iloc[start : start + batch_rows]))
+            for start in range(0, len(inputs), batch_rows)
+        ]
+    )
     classes = np.asarray(challenger.classes_)
     answers = classes[probabilities.argmax(axis=1)]
     logged = requests["predicted_class"].to_numpy(dtype=np.int64)
