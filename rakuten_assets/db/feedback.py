@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rakuten_assets.data.categories import CODES
+from rakuten_assets.db.queries import _all, _as_utc
 from rakuten_assets.db.schema import inference_log, prediction_feedback
 
 _CODES = frozenset(CODES)
@@ -198,14 +199,7 @@ def window_feedback(
         query = query.where(inference_log.c.id >= min_id)
     if max_id is not None:
         query = query.where(inference_log.c.id <= max_id)
-    if isinstance(engine, Connection):
-        rows = engine.execute(query).all()
-    else:
-        with engine.connect() as connection:
-            rows = connection.execute(query).all()
-    frame = pd.DataFrame(rows, columns=list(FEEDBACK_COLUMNS))
-    for column in ("at", "received_at"):  # SQLite returns naive datetimes, stored in UTC
-        frame[column] = [
-            v if v is None or v.tzinfo else v.replace(tzinfo=UTC) for v in frame[column]
-        ]
+    frame = pd.DataFrame(_all(engine, query), columns=list(FEEDBACK_COLUMNS))
+    for column in ("at", "received_at"):
+        frame[column] = [_as_utc(value) for value in frame[column]]
     return frame

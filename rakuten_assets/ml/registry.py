@@ -259,15 +259,13 @@ class ModelRegistry:
 
     def record_replay(self, version: str, run_id: str | None, result: ReplayResult) -> None:
         """The replay's numbers on the challenger's MLflow run (metrics) and version (tags)."""
-        metrics = result.mlflow_metrics()
         if run_id:
-            for key, value in metrics.items():
+            for key, value in result.mlflow_metrics().items():
                 self.client.log_metric(run_id, key, value)
-        tags = {"replay": result.summary()[:4000]}
         # the headline numbers on the version too: the registry page shows tags, not metrics
-        for key in ("replay_rows", "replay_agreement"):
-            if key in metrics:
-                tags[key] = f"{metrics[key]:g}" if key == "replay_rows" else f"{metrics[key]:.4f}"
+        tags = {"replay": result.summary()[:4000], "replay_rows": str(result.rows)}
+        if result.agreement is not None:
+            tags["replay_agreement"] = f"{result.agreement:.4f}"
         for key, value in tags.items():
             self.client.set_model_version_tag(self.model_name, str(version), key, value)
 

@@ -58,7 +58,10 @@ def production_version(registry: ModelRegistry) -> ProductionVersion | None:
     version = registry.production()
     if version is None:
         return None
-    tags = registry.client.get_run(version.run_id).data.tags if version.run_id else {}
+    # one read of the run: its tags and the test F1 it logged
+    run = registry.client.get_run(version.run_id).data if version.run_id else None
+    tags = run.tags if run else {}
+    test_f1 = run.metrics.get("weighted_f1") if run else None
     load = tags.get("data_load_id", "")
     return ProductionVersion(
         model_name=registry.model_name,
@@ -66,7 +69,7 @@ def production_version(registry: ModelRegistry) -> ProductionVersion | None:
         run_id=version.run_id,
         trained_on=tags.get("partition"),
         data_load_id=int(load) if load.isdigit() else None,
-        test_f1=registry.run_weighted_f1(version.run_id),
+        test_f1=float(test_f1) if test_f1 is not None else None,
     )
 
 

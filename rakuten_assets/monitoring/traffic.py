@@ -121,6 +121,9 @@ def _word_map(text: str) -> dict[str, tuple[str, str]]:
 
 
 WORD_MAP: dict[str, tuple[str, str]] = _word_map(_WORDS)
+# The shift's language: WORD_MAP's second column (English, the first, is no shift: real
+# listings already mix it in).
+GERMAN = 1
 
 _WORD = re.compile(r"[^\W\d_]+")
 _CATEGORY = {
@@ -267,10 +270,9 @@ def _shifted(
     elif shift == "language":
 
         def transform(designation: str, description: str) -> Request:
-            language = 1  # German (0 is English, which real listings already mix in)
             return {
-                "designation": _translate(designation, language),
-                "description": _translate(description, language),
+                "designation": _translate(designation, GERMAN),
+                "description": _translate(description, GERMAN),
             }
 
     else:
