@@ -25,7 +25,7 @@ PORTS := --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT) --serving-p
 
 .PHONY: help setup install synth-data synth-report generate-data init-db load-data status generate-dataset \
         train-model train-model-promote models evaluations mlflow-ui demo demo-stop start stop restart ps \
-        check-health logs logs-api logs-mlflow logs-dagster test-api run-ui test test-fast lint \
+        check-health logs logs-api logs-mlflow logs-dagster test-api run-ui test test-fast check-defs lint \
         format bench bench-ingest bench-train bench-serve bench-drift serve export-inference-log \
         drift simulate-traffic compose-config clean
 
@@ -137,11 +137,16 @@ simulate-traffic: install ## Send 500 requests to the server (SHIFT=none|length|
 run-ui: setup ## The Dagster UI (dagster dev) in the foreground on http://127.0.0.1:3000
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
-test: install ## Run the whole test suite (needs PostgreSQL at 127.0.0.1:5432)
+test: install ## Every test tier (CI); installs the Debian tools the e2e tests start (needs PostgreSQL)
+	deploy/install-test-tools.sh
 	$(BIN)/pytest
 
-test-fast: install ## Tests without the slow end-to-end ones
-	$(BIN)/pytest -m "not slow"
+test-fast: install ## Unit and database tests only (no servers, no browser): under 2 minutes
+	$(BIN)/pytest rakuten_assets_tests/unit rakuten_assets_tests/db
+
+check-defs: install ## dg check defs, then dg list defs: the code location loads, and what it holds
+	$(BIN)/dg check defs
+	$(BIN)/dg list defs
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -1,17 +1,12 @@
-"""The Dagster code location: `dagster dev` and `workspace.yaml` load `defs` from here."""
+"""The Dagster code location: `dg`, `dagster dev` and `workspace.yaml` load `defs` from here.
+
+Every module of `rakuten_assets/defs/` declares its own `defs` (assets with their checks, jobs,
+sensors, schedules, resources); `load_from_defs_folder` finds and merges them, so a new module
+there is picked up without editing this file.
+"""
+
+from pathlib import Path
 
 import dagster as dg
 
-from rakuten_assets.defs import automation, ingestion, monitoring, quality, resources, training
-
-# Steps run in the run's own process: the work of a step takes seconds, while starting a
-# process per step (importing dagster and pandas again) costs ~7 s on a 2-core machine.
-defs = dg.Definitions.merge(
-    dg.Definitions(executor=dg.in_process_executor),
-    resources.defs,
-    ingestion.defs,
-    training.defs,
-    monitoring.defs,
-    quality.defs,
-    automation.defs,
-)
+defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -1,13 +1,14 @@
 """Project settings from environment variables and `.env` (pydantic-settings).
 
-Every variable is documented in the README's configuration table. Relative paths are resolved
+Every variable is documented in docs/configuration.md. Relative paths are resolved
 against the current directory: run commands from the repository root (the Makefile does).
 """
 
 from __future__ import annotations
 
+import os
 import re
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -121,9 +122,29 @@ class Settings(BaseSettings):
         return (self.home_dir / "mlartifacts").as_uri()
 
 
-@cache
 def get_settings() -> Settings:
-    """Settings of this process (read once; tests build `Settings(...)` directly)."""
+    """The settings of this process, read once.
+
+    Everything else asks here instead of building `Settings()`. The cache is keyed on what the
+    settings are read from (the working directory, where `.env` and relative paths resolve, and
+    the variables they read), so a process that changes its environment (a test, `CliRunner`)
+    sees the change while an unchanged process reads `.env` and the environment only once.
+    """
+    return _settings_for(Path.cwd(), _settings_environment())
+
+
+def _settings_environment() -> tuple[tuple[str, str], ...]:
+    return tuple(
+        sorted(
+            (key, value)
+            for key, value in os.environ.items()
+            if key.startswith("RAKUTEN_") or key == "MLFLOW_TRACKING_URI"
+        )
+    )
+
+
+@lru_cache(maxsize=8)
+def _settings_for(cwd: Path, environment: tuple[tuple[str, str], ...]) -> Settings:
     return Settings()
 
 

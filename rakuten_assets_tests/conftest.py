@@ -8,7 +8,6 @@ PostgreSQL the PostgreSQL tests fail with a message saying what to start.
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,14 +22,12 @@ from sqlalchemy.exc import OperationalError
 
 from rakuten_assets.data.challenge_files import LABELLED_COLUMNS
 from rakuten_assets.data.synth.generator import SynthOptions, generate, synthesize
-from rakuten_assets.db.engine import connect, normalize_url
+from rakuten_assets.db.engine import connect
 from rakuten_assets.ml.dataset import SplitParams, build_balanced_dataset
 from rakuten_assets.ml.model import TrainingParams, TrainingResult, train
+from rakuten_assets_tests.support import FIXTURES
+from rakuten_assets_tests.support.postgres import ADMIN_URL, new_schema_url
 
-FIXTURES = Path(__file__).parent / "fixtures"
-ADMIN_URL = normalize_url(
-    os.environ.get("RAKUTEN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-)
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
@@ -67,17 +64,6 @@ def postgres_database() -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
-
-
-def new_schema_url(database: str) -> str:
-    """A URL of `database` whose search_path is a new schema of its own."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(database, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = make_url(database).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -138,6 +124,17 @@ def trained(synth_frame: pd.DataFrame) -> TrainingResult:
     """A model trained with the default parameters on generated data (behavioural tests)."""
     dataset = build_balanced_dataset(synth_frame, "100", 1, SplitParams(min_test_rows_per_class=0))
     return train(dataset, TrainingParams())
+
+
+@pytest.fixture(scope="session")
+def small_trained(synth_frame: pd.DataFrame) -> TrainingResult:
+    """The default pipeline (the same steps and types) with small vocabularies, on 8,000 rows:
+    quick to save and log (weighted F1 ~0.83), for the tests of saving, loading and registering
+    a model."""
+    dataset = build_balanced_dataset(
+        synth_frame.head(8000), "100", 1, SplitParams(min_test_rows_per_class=0)
+    )
+    return train(dataset, TrainingParams(max_features=10_000, char_max_features=10_000))
 
 
 @pytest.fixture(scope="session")

@@ -4,16 +4,45 @@ from __future__ import annotations
 
 import re
 import uuid
+from functools import cache
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from rakuten_assets.data.categories import CODES
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import get_settings
 
-_settings = Settings()
-MAX_TEXT = _settings.max_text_chars
-MAX_BATCH = _settings.max_batch_items
+
+@cache
+def _limits() -> tuple[int, int]:
+    """(RAKUTEN_MAX_TEXT_CHARS, RAKUTEN_MAX_BATCH_ITEMS), read at the first request a process
+    validates, not when this module is imported."""
+    settings = get_settings()
+    return settings.max_text_chars, settings.max_batch_items
+
+
+def _refuse_over_limit(size: int, limit: int, message: str) -> None:
+    if size > limit:
+        raise ValueError(message.format(size=size, limit=limit))
+
+
+def within_text_limit(value: str) -> str:
+    _refuse_over_limit(
+        len(value),
+        _limits()[0],
+        "text has {size:,} characters, more than RAKUTEN_MAX_TEXT_CHARS ({limit:,})",
+    )
+    return value
+
+
+def within_batch_limit(items: list) -> list:
+    _refuse_over_limit(
+        len(items),
+        _limits()[1],
+        "batch has {size:,} items, more than RAKUTEN_MAX_BATCH_ITEMS ({limit:,})",
+    )
+    return items
+
 
 # NUL cannot be stored in PostgreSQL text, and a lone surrogate cannot be encoded as UTF-8:
 # either would be refused by the inference log, so they are refused here, with a 422.
@@ -33,10 +62,11 @@ def storable_text(value: str) -> str:
 
 Designation = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT),
+    StringConstraints(strip_whitespace=True, min_length=1),
+    AfterValidator(within_text_limit),
     AfterValidator(storable_text),
 ]
-Description = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(storable_text)]
+Description = Annotated[str, AfterValidator(within_text_limit), AfterValidator(storable_text)]
 
 
 class PredictRequest(BaseModel):
@@ -54,11 +84,18 @@ class PredictRequest(BaseModel):
         },
     )
 
-    designation: Designation = Field(description="Title of the listing (required, not empty).")
-    description: Description | None = Field(default=None, description="Description, may be HTML.")
+    designation: Designation = Field(
+        description="Title of the listing (required, not empty; at most RAKUTEN_MAX_TEXT_CHARS, "
+        "default 10,000 characters)."
+    )
+    description: Description | None = Field(
+        default=None, description="Description, may be HTML (at most RAKUTEN_MAX_TEXT_CHARS)."
+    )
 
 
-BatchRequest = Annotated[list[PredictRequest], Field(min_length=1, max_length=MAX_BATCH)]
+BatchRequest = Annotated[
+    list[PredictRequest], Field(min_length=1), AfterValidator(within_batch_limit)
+]
 
 
 class ClassProbability(BaseModel):
@@ -110,7 +147,9 @@ class FeedbackItem(BaseModel):
     )
 
 
-FeedbackBatch = Annotated[list[FeedbackItem], Field(min_length=1, max_length=MAX_BATCH)]
+FeedbackBatch = Annotated[
+    list[FeedbackItem], Field(min_length=1), AfterValidator(within_batch_limit)
+]
 
 
 class FeedbackAnswer(BaseModel):

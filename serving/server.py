@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rakuten_assets.settings import Settings, mask_credentials
+from rakuten_assets.settings import Settings, get_settings, mask_credentials
 
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -180,7 +180,7 @@ def build_server(settings: Settings, state_dir: Path, workers: int = 1) -> Any:
 def run(
     host: str = "127.0.0.1", port: int = 8000, workers: int = 1, api_servers: int | None = None
 ) -> None:
-    settings = Settings()
+    settings = get_settings()
     from rakuten_assets.db.engine import connect
 
     connect(settings.resolved_database_url).dispose()  # migrate once, before the workers

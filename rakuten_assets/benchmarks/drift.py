@@ -30,16 +30,14 @@ from rakuten_assets.benchmarks.ingest import ensure_data
 from rakuten_assets.data.categories import CODES
 from rakuten_assets.data.challenge_files import read_test_set, read_training_set
 from rakuten_assets.ml.text import clean_text, fold_accents
-from rakuten_assets.monitoring.drift import (
+from rakuten_assets.monitoring.drift_report import DriftReport, DriftThresholds, compute_drift
+from rakuten_assets.monitoring.drift_statistics import (
     LENGTH_FEATURES,
-    DriftReport,
-    DriftThresholds,
     ReferenceProfile,
-    compute_drift,
     model_vocabulary,
     reference_profile,
 )
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import get_settings
 
 TARGET_SECONDS = 5.0
 DEFAULT_ROWS = 100_000
@@ -250,7 +248,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = 5_000 if args.smoke else args.rows
     train_rows = 3_000 if args.smoke else args.train_rows
     data_dir = (
-        args.data_dir or Settings().home_dir / "bench" / f"drift-{train_rows}-{rows}-{args.seed}"
+        args.data_dir
+        or get_settings().home_dir / "bench" / f"drift-{train_rows}-{rows}-{args.seed}"
     )
     return run(rows, train_rows, args.seed, data_dir)
 

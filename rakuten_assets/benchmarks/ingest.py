@@ -31,7 +31,7 @@ from rakuten_assets.data.partitions import PARTITION_KEYS, PartitionDelta, parti
 from rakuten_assets.db.engine import connect, normalize_url
 from rakuten_assets.db.loader import load_partition, utcnow
 from rakuten_assets.db.schema import VALUE_COLUMNS
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import get_settings
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_SECONDS = 10.0
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     args = parser.parse_args(argv)
     rows = 2_000 if args.smoke else args.rows
-    data_dir = args.data_dir or Settings().home_dir / "bench" / f"data-{rows}-{args.seed}"
+    data_dir = args.data_dir or get_settings().home_dir / "bench" / f"data-{rows}-{args.seed}"
     return run(rows, args.seed, data_dir, args.postgres_url)
 
 

@@ -1,48 +1,18 @@
-"""Start and stop local processes (servers on 127.0.0.1, free ports) for benchmarks and tests."""
+"""Start and stop local processes (servers on 127.0.0.1, free ports) for the benchmarks; the
+tests use them too, beside their own helpers in `rakuten_assets_tests.support.processes`."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from rakuten_assets.http_json import http
-from rakuten_assets.local_stack import descendants, process_start_time, stop_process_tree
+from rakuten_assets.stack.http_json import http
+from rakuten_assets.stack.services import stop_process_tree
 
-__all__ = [
-    "BIN",
-    "Service",
-    "alive",
-    "descendants",
-    "free_port",
-    "http",
-    "run_rakuten",
-    "start_mlflow_server",
-    "wait_until",
-]
-
-BIN = Path(sys.executable).parent
-
-
-def run_rakuten(cwd: Path, env: dict[str, str], *args: str, timeout: float = 900) -> str:
-    """Run the venv's `rakuten` as a user would; its stdout (AssertionError when it fails)."""
-    result = subprocess.run(
-        [str(BIN / "rakuten"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 0, (
-        f"`rakuten {' '.join(args)}` exited with {result.returncode}:\n"
-        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    )
-    return result.stdout
+__all__ = ["Service", "free_port", "http", "wait_until"]
 
 
 def free_port() -> int:
@@ -92,35 +62,3 @@ class Service:
         self.process.wait(10)
         self._log.close()
         return self.process.returncode
-
-
-def start_mlflow_server(backend: str, artifacts: Path, port: int, log: Path) -> Service:
-    service = Service(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            backend,
-            "--artifacts-destination",
-            artifacts.as_uri(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        dict(os.environ),
-        log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: http("GET", f"{url}/health", timeout=2)[0] == 200, 180, "mlflow server")
-    except TimeoutError as error:
-        service.stop()
-        raise TimeoutError(f"{error}\n{service.log()}") from None
-    return service
-
-
-def alive(pid: int) -> bool:
-    return process_start_time(pid) is not None

@@ -40,7 +40,7 @@ from rakuten_assets.ml.dataset import SplitParams, build_balanced_dataset
 from rakuten_assets.ml.model import TrainingParams, train
 from rakuten_assets.ml.registry import ModelRegistry, decide_promotion
 from rakuten_assets.ml.tracking import ensure_experiment, log_training_run
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import get_settings
 
 BIN = Path(sys.executable).parent
 MODEL = "bench-classifier"
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     rows, seconds, train_rows = (
         (3_000, 2, 2_000) if args.smoke else (84_916, args.seconds, args.train_rows)
     )
-    data_dir = args.data_dir or Settings().home_dir / "bench" / f"serve-data-{rows}"
+    data_dir = args.data_dir or get_settings().home_dir / "bench" / f"serve-data-{rows}"
     ensure_data(data_dir, rows, 42, test_rows=rows // 6)
 
     with tempfile.TemporaryDirectory() as name:

@@ -12,10 +12,10 @@ from fastapi import FastAPI
 
 from rakuten_assets.data.categories import category_name
 from rakuten_assets.ml.model_loader import load_model
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import get_settings
 from serving.schemas import Prediction, PredictRequest
 
-settings = Settings()
+settings = get_settings()
 model = load_model(
     f"models:/{settings.model_name}@production", settings.resolved_mlflow_tracking_uri
 )

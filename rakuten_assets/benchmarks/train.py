@@ -27,7 +27,7 @@ from rakuten_assets.benchmarks.ingest import ensure_data
 from rakuten_assets.data.categories import REAL_TRAIN_ROWS
 from rakuten_assets.data.challenge_files import read_training_set
 from rakuten_assets.data.partitions import PARTITION_KEYS, partition_delta
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import get_settings
 
 TARGET_SECONDS = 60.0
 TARGET_MB = 4096.0
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     rows = 3_000 if args.smoke else args.rows
     min_test_rows = 0 if args.smoke else 20
-    data_dir = args.data_dir or Settings().home_dir / "bench" / f"data-{rows}-{args.seed}"
+    data_dir = args.data_dir or get_settings().home_dir / "bench" / f"data-{rows}-{args.seed}"
     ensure_data(data_dir, rows, args.seed)
 
     from rakuten_assets.db.engine import connect

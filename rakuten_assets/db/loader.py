@@ -7,9 +7,10 @@ A load:
 3. refuses rows that break a blocking data-quality rule (`data/quality.py`: empty designation,
    label outside the 27 codes, repeated productid, row count of the partition when known),
    naming the rule, the count and example productids, before anything is written;
-4. compares the partition's source rows with what the database holds and writes only the
-   difference: new rows are INSERTed, changed rows UPDATEd, rows of this partition that left
-   the source DELETEd; every change is a `products_history` row with old and new values;
+4. compares the partition's source rows with what the database holds (`diff_partition`, a
+   pure function of two frames) and writes only the difference: new rows are INSERTed,
+   changed rows UPDATEd, rows of this partition that left the source DELETEd; every change
+   is a `products_history` row with old and new values;
 5. records a `data_loads` row (batch name, counts, source hashes, Dagster run id).
 
 Everything happens in one transaction: a failure anywhere leaves the database as it was.
@@ -32,7 +33,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import (
     BigInteger,
@@ -55,6 +55,7 @@ from rakuten_assets.data.challenge_files import LABELLED_COLUMNS
 from rakuten_assets.data.partitions import batch_name, percentage_of, predecessors
 from rakuten_assets.data.quality import RuleOutcome, partition_breaches
 from rakuten_assets.db.engine import exclusive_transaction
+from rakuten_assets.db.partition_diff import PartitionDiff, diff_partition
 from rakuten_assets.db.queries import reverted_load_ids
 from rakuten_assets.db.schema import VALUE_COLUMNS, data_loads, products, products_history
 
@@ -150,13 +151,6 @@ def _existing_rows(connection: Connection, key: str, productids: Sequence[int]) 
     if not frames:
         return pd.DataFrame(columns=[c.name for c in columns]).set_index("productid")
     return pd.concat(frames, ignore_index=True).set_index("productid")
-
-
-def _same(left: pd.Series, right: pd.Series) -> np.ndarray:
-    """Element-wise equality where two missing values are equal."""
-    both_missing = left.isna().to_numpy() & right.isna().to_numpy()
-    equal = left.astype(object).to_numpy() == right.astype(object).to_numpy()
-    return both_missing | equal
 
 
 def _rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[tuple[object, ...]]:
@@ -341,55 +335,20 @@ def load_partition(
         ).scalar_one()
 
         existing = _existing_rows(connection, key, rows["productid"].to_numpy())
-        known = rows.index.isin(existing.index)
-        new = rows.loc[~known]
-        present = rows.loc[known]
-        before = existing.loc[present.index]
-        unchanged_mask = np.ones(len(present), dtype=bool)
-        for column in VALUE_COLUMNS:
-            unchanged_mask &= _same(present[column], before[column])
-        unchanged_mask &= (before["partition_key"] == key).to_numpy()
-        changed = present.loc[~unchanged_mask]
-        changed_before = before.loc[~unchanged_mask]
-        gone = existing.loc[(existing["partition_key"] == key) & ~existing.index.isin(rows.index)]
+        diff = diff_partition(key, rows, existing, value_columns=VALUE_COLUMNS)
+        _apply_diff(connection, diff, key, load_id, now)
 
-        _insert_new_rows(connection, new, key, load_id, now)
-        if len(changed):
-            update_columns = [*LABELLED_COLUMNS, "source_row"]
-            connection.execute(
-                update(products)
-                .where(products.c.productid == bindparam("pid"))
-                .values(
-                    {name: bindparam(name) for name in VALUE_COLUMNS}
-                    | {
-                        "partition_key": key,
-                        "source_row": bindparam("source_row"),
-                        "updated_at": now,
-                        "load_id": load_id,
-                    }
-                ),
-                [
-                    {"pid": row[0], **dict(zip(update_columns, row, strict=True))}
-                    for row in _rows(changed, update_columns)
-                ],
-            )
-        for chunk in _chunks(gone.index.to_numpy()):
-            connection.execute(products.delete().where(products.c.productid.in_(chunk)))
-
-        history = _change_history(changed, changed_before, gone, now, load_id, key)
-        _bulk_insert(connection, products_history, HISTORY_COLUMNS, _rows(history, HISTORY_COLUMNS))
-
-        total_rows = previous_total + len(new) - len(gone)
+        total_rows = previous_total + len(diff.inserts) - len(diff.deletes)
         completed = utcnow()
         result = LoadResult(
             load_id=int(load_id),
             partition_key=key,
             batch_name=batch_name(key),
             percentage=percentage,
-            rows_added=len(new),
-            rows_updated=len(changed),
-            rows_deleted=len(gone),
-            rows_unchanged=int(unchanged_mask.sum()),
+            rows_added=len(diff.inserts),
+            rows_updated=len(diff.updates),
+            rows_deleted=len(diff.deletes),
+            rows_unchanged=diff.unchanged,
             total_rows=int(total_rows),
             started_at=now,
             completed_at=completed,
@@ -410,14 +369,39 @@ def load_partition(
     return result
 
 
-def _change_history(
-    changed: pd.DataFrame,
-    changed_before: pd.DataFrame,
-    gone: pd.DataFrame,
-    at: datetime,
-    load_id: int,
-    key: str,
-) -> pd.DataFrame:
+def _apply_diff(
+    connection: Connection, diff: PartitionDiff, key: str, load_id: int, now: datetime
+) -> None:
+    """Write `diff` and its history rows in the caller's transaction: INSERTs first (their
+    history is copied from the rows that carry this load id, before any UPDATE does), then
+    UPDATEs, DELETEs, and the history of both."""
+    _insert_new_rows(connection, diff.inserts, key, load_id, now)
+    if len(diff.updates):
+        update_columns = [*LABELLED_COLUMNS, "source_row"]
+        connection.execute(
+            update(products)
+            .where(products.c.productid == bindparam("pid"))
+            .values(
+                {name: bindparam(name) for name in VALUE_COLUMNS}
+                | {
+                    "partition_key": key,
+                    "source_row": bindparam("source_row"),
+                    "updated_at": now,
+                    "load_id": load_id,
+                }
+            ),
+            [
+                {"pid": row[0], **dict(zip(update_columns, row, strict=True))}
+                for row in _rows(diff.updates, update_columns)
+            ],
+        )
+    for chunk in _chunks(diff.deletes.index.to_numpy()):
+        connection.execute(products.delete().where(products.c.productid.in_(chunk)))
+    history = _change_history(diff, now, load_id, key)
+    _bulk_insert(connection, products_history, HISTORY_COLUMNS, _rows(history, HISTORY_COLUMNS))
+
+
+def _change_history(diff: PartitionDiff, at: datetime, load_id: int, key: str) -> pd.DataFrame:
     """History rows of UPDATEs (old and new values) and DELETEs (old values)."""
 
     def part(
@@ -438,7 +422,10 @@ def _change_history(
         return frame
 
     history = pd.concat(
-        [part("UPDATE", changed, changed_before, changed), part("DELETE", gone, gone, None)],
+        [
+            part("UPDATE", diff.updates, diff.updated_from, diff.updates),
+            part("DELETE", diff.deletes, diff.deletes, None),
+        ],
         ignore_index=True,
     )
     history["at"] = at

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, Select, and_, func, insert, select
 
 from rakuten_assets.data.challenge_files import LABELLED_COLUMNS
+from rakuten_assets.data.partitions import PARTITION_KEYS, next_partition
+from rakuten_assets.db.evaluations import model_evaluations_frame
 from rakuten_assets.db.schema import (
     categories,
     data_loads,
@@ -226,7 +229,8 @@ def export_inference_log(engine: Engine, path: Path) -> int:
             "designation": frame["designation"],
             "description": frame["description"],
             "predicted_class": frame["predicted_class"],
-            "confidence": frame["confidence"].round(6),
+            # float first: an empty log reads back as an object column, which cannot round
+            "confidence": frame["confidence"].astype(float).round(6),
             "model_version": frame["model_version"],
         }
     )
@@ -280,3 +284,78 @@ def replay_requests(engine: Engine, model_version: str, rows: int) -> pd.DataFra
     frame = pd.DataFrame(_all(engine, query), columns=[*columns, "corrected_class"])
     frame["corrected_class"] = frame["corrected_class"].astype("Int64")
     return frame
+
+
+def _completed_partitions(history: pd.DataFrame) -> set[str]:
+    # a reverted load (a blocking check failed after it) leaves its partition unloaded
+    return set(history.loc[history["status"] == "completed", "partition_key"])
+
+
+def latest_loaded_partition(engine: Engine) -> str | None:
+    """The highest loaded partition (None before the first load): what a dataset or a
+    training is built from when no partition is named."""
+    loaded = _completed_partitions(load_history(engine))
+    return next((key for key in reversed(PARTITION_KEYS) if key in loaded), None)
+
+
+def status_report(engine: Engine) -> dict[str, Any]:
+    """What `rakuten status` shows, as JSON-ready values: the loaded percentage (the
+    partitions loaded without a gap from 040), rows per class and every load, oldest first."""
+    history = load_history(engine)
+    loaded = _completed_partitions(history)
+    percentage = 0
+    for key in PARTITION_KEYS:
+        if key not in loaded:
+            break
+        percentage = int(key)
+    classes = class_counts(engine)
+    loads = [
+        {
+            "id": int(row.id),
+            "batch_name": row.batch_name,
+            "partition_key": row.partition_key,
+            "percentage": int(row.percentage),
+            "rows_added": int(row.rows_added),
+            "rows_updated": int(row.rows_updated),
+            "rows_deleted": int(row.rows_deleted),
+            "rows_unchanged": int(row.rows_unchanged),
+            "total_rows": int(row.total_rows),
+            "status": row.status,
+            "dagster_run_id": row.dagster_run_id,
+            "started_at": row.started_at.isoformat() if row.started_at else None,
+            "completed_at": row.completed_at.isoformat() if row.completed_at else None,
+            "source_hashes": row.source_hashes,
+        }
+        for row in history.itertuples()
+    ]
+    return {
+        "database": engine.url.render_as_string(),
+        "loaded_percentage": percentage,
+        "loaded_partitions": [key for key in PARTITION_KEYS if key in loaded],
+        "next_partition": next_partition(loaded),
+        "total_rows": sum(c.rows for c in classes),
+        "classes": [
+            {
+                "prdtypecode": c.prdtypecode,
+                "name_fr": c.name_fr,
+                "name_en": c.name_en,
+                "rows": c.rows,
+            }
+            for c in classes
+        ],
+        "loads": loads,
+    }
+
+
+def model_evaluation_records(engine: Engine, model_name: str) -> list[dict[str, Any]]:
+    """The evaluations of one registered model as JSON-ready records, in partition order
+    (`rakuten evaluations`): no row id, a missing test F1 as None, times in ISO format."""
+    frame = model_evaluations_frame(engine, model_name)
+    return [
+        {
+            # a missing test F1 reads back as NaN in a float column
+            **{k: None if v != v else v for k, v in row.items() if k != "id"},
+            "evaluated_at": row["evaluated_at"].isoformat(),
+        }
+        for row in frame.to_dict("records")
+    ]

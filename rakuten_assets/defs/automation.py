@@ -45,7 +45,7 @@ from rakuten_assets.defs.quality import EVALUATION as EVALUATION_NAME
 from rakuten_assets.defs.quality import QUALITY_CHECK, evaluate_job
 from rakuten_assets.defs.resources import DatabaseResource
 from rakuten_assets.defs.training import train_job
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import get_settings
 
 PRODUCTS = dg.AssetKey("products")
 REGISTERED = dg.AssetKey("registered_model_version")
@@ -306,7 +306,7 @@ def _retrain_latest(
     state = {**cursor, "after": after}
     if not breaches:
         return dg.SensorResult(cursor=json.dumps(state), skip_reason=f"no {what} reported")
-    cooldown = Settings().drift_retrain_cooldown_hours * 3600
+    cooldown = get_settings().drift_retrain_cooldown_hours * 3600
     last_retrain = max(
         float(cursor.get("last_retrain_at", 0.0)), _last_automatic_retraining(context.instance)
     )

@@ -16,19 +16,15 @@ from pydantic import Field
 
 from rakuten_assets.db.feedback import window_feedback
 from rakuten_assets.db.queries import inference_log_frame, insert_drift_report
+from rakuten_assets.defs.launchpad_config import ParametersConfig, config_from_parameters
 from rakuten_assets.defs.resources import DatabaseResource, MlflowResource, PushgatewayResource
 from rakuten_assets.defs.training import registered_model_version
 from rakuten_assets.ml.plots import markdown_image
-from rakuten_assets.monitoring.drift import (
-    DriftReport,
-    DriftThresholds,
-    class_mix_png,
-    compute_drift,
-    length_histograms_png,
-)
+from rakuten_assets.monitoring.drift_plots import class_mix_png, length_histograms_png
+from rakuten_assets.monitoring.drift_report import DriftReport, DriftThresholds, compute_drift
 from rakuten_assets.monitoring.pushgateway import PushgatewayError
 from rakuten_assets.monitoring.reference import load_reference, production_model
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import get_settings
 
 DRIFT_CHECK = "no_drift_detected"
 
@@ -41,32 +37,30 @@ inference_log = dg.AssetSpec(
 )
 
 
-class DriftConfig(dg.Config):
-    """Window and thresholds of `drift_metrics` (defaults: RAKUTEN_DRIFT_WINDOW_HOURS, usual
-    rules of thumb)."""
+class _DriftWindow(ParametersConfig):
+    """The window of `drift_metrics`; the thresholds are the fields of `DriftThresholds`."""
 
     window_hours: float | None = Field(
-        default=None, gt=0, description="Predictions of the last N hours; empty: 24."
+        default=None,
+        gt=0,
+        description="Predictions of the last N hours; empty: RAKUTEN_DRIFT_WINDOW_HOURS (24).",
     )
     last_n: int | None = Field(
         default=None, ge=1, description="Only the last N predictions (with or without hours)."
     )
-    psi: float = Field(default=0.2, description="PSI of the predicted-class mix above: drift.")
-    js: float = Field(default=0.1, description="Jensen-Shannon distance above: drift.")
-    ks_pvalue: float = Field(default=0.01, description="KS p-value below (with effect): drift.")
-    ks_min_statistic: float = Field(default=0.1, description="Smallest KS effect that counts.")
-    oov_increase: float = Field(default=0.05, description="OOV rate rise above: drift.")
-    min_samples: int = Field(default=200, ge=1, description="Fewer: 'not enough data'.")
 
-    def thresholds(self) -> DriftThresholds:
-        return DriftThresholds(
-            psi=self.psi,
-            js=self.js,
-            ks_pvalue=self.ks_pvalue,
-            ks_min_statistic=self.ks_min_statistic,
-            oov_increase=self.oov_increase,
-            min_samples=self.min_samples,
-        )
+    def to_params(self) -> DriftThresholds:
+        return DriftThresholds(**self.model_dump(exclude={"window_hours", "last_n"}))
+
+
+DriftConfig = config_from_parameters(
+    DriftThresholds,
+    name="DriftConfig",
+    module=__name__,
+    doc="Window and thresholds of `drift_metrics` (window default: RAKUTEN_DRIFT_WINDOW_HOURS; "
+    "thresholds: every field of `DriftThresholds`, with its default).",
+    base=_DriftWindow,
+)
 
 
 def _table(frame: pd.DataFrame) -> dg.TableMetadataValue:
@@ -154,7 +148,7 @@ def drift_metrics(
     engine = database.engine()
     reference, source = load_reference(tracking_uri, model.run_id, engine)
 
-    hours = config.window_hours or Settings().drift_window_hours
+    hours = config.window_hours or get_settings().drift_window_hours
     since = (
         None
         if config.last_n and config.window_hours is None
@@ -164,7 +158,7 @@ def drift_metrics(
     feedback = window_feedback(
         engine, since, min_id=int(window["id"].min()) if len(window) else None
     )
-    report = compute_drift(reference, window, config.thresholds(), feedback=feedback)
+    report = compute_drift(reference, window, config.to_params(), feedback=feedback)
     computed_at = datetime.now(UTC)
 
     report_id = insert_drift_report(

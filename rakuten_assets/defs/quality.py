@@ -34,7 +34,7 @@ from rakuten_assets.monitoring.quality import (
     refusal,
     within_margin,
 )
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import get_settings
 
 EVALUATION = "production_model_evaluation"
 QUALITY_CHECK = "f1_within_margin_of_test"
@@ -52,7 +52,7 @@ class EvaluationConfig(dg.Config):
     )
 
     def margin(self) -> float:
-        return Settings().quality_f1_margin if self.f1_margin is None else self.f1_margin
+        return get_settings().quality_f1_margin if self.f1_margin is None else self.f1_margin
 
 
 def per_class_table(evaluation: PartitionEvaluation) -> dg.TableMetadataValue:

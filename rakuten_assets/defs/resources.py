@@ -20,7 +20,7 @@ from rakuten_assets.monitoring.quality import (
     QUALITY_LAST_RUN_HELP,
     QUALITY_METRICS,
 )
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import Settings, get_settings
 
 
 @cache
@@ -40,7 +40,7 @@ class DatabaseResource(dg.ConfigurableResource):
     )
 
     def resolved_url(self) -> str:
-        return self.url or Settings().resolved_database_url
+        return self.url or get_settings().resolved_database_url
 
     def engine(self) -> Engine:
         return _engine(self.resolved_url())
@@ -54,7 +54,7 @@ class ChallengeFilesResource(dg.ConfigurableResource):
     )
 
     def directory(self) -> Path:
-        return Path(self.data_dir) if self.data_dir else Settings().data_dir
+        return Path(self.data_dir) if self.data_dir else get_settings().data_dir
 
     def training_set(self) -> TrainingSet:
         return read_training_set(self.directory())
@@ -70,7 +70,7 @@ class MlflowResource(dg.ConfigurableResource):
     ui_url: str | None = Field(default=None, description="Default: RAKUTEN_MLFLOW_UI_URL.")
 
     def settings(self) -> dict[str, str | None]:
-        defaults = Settings()
+        defaults = get_settings()
         return {
             "tracking_uri": self.tracking_uri or defaults.resolved_mlflow_tracking_uri,
             "experiment_name": self.experiment_name or defaults.mlflow_experiment,
@@ -133,7 +133,7 @@ def mlflow_tracking(init_context: dg.InitResourceContext) -> LazyMlflowRun:
 
 
 def mlflow_tracking_from_settings(settings: Settings | None = None) -> dg.ResourceDefinition:
-    settings = settings or Settings()
+    settings = settings or get_settings()
     return mlflow_tracking.configured(
         {
             "experiment_name": settings.mlflow_experiment,
@@ -152,7 +152,7 @@ class PushgatewayResource(dg.ConfigurableResource):
     )
 
     def resolved_url(self) -> str | None:
-        return self.url or Settings().pushgateway_url
+        return self.url or get_settings().pushgateway_url
 
     def push(self, gauges: list[tuple[str, dict[str, str], float]]) -> str | None:
         """Push the gauges; returns the gateway's URL, or None when none is configured."""
@@ -177,12 +177,15 @@ class PushgatewayResource(dg.ConfigurableResource):
         return url
 
 
+# Steps run in the run's own process: the work of a step takes seconds, while starting a
+# process per step (importing dagster and pandas again) costs ~7 s on a 2-core machine.
 defs = dg.Definitions(
+    executor=dg.in_process_executor,
     resources={
         "database": DatabaseResource(),
         "challenge_files": ChallengeFilesResource(),
         "mlflow_registry": MlflowResource(),
         "mlflow_tracking": mlflow_tracking_from_settings(),
         "pushgateway": PushgatewayResource(),
-    }
+    },
 )

@@ -12,11 +12,17 @@ from dataclasses import dataclass
 
 import dagster as dg
 import mlflow
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from rakuten_assets.data.categories import CODES
 from rakuten_assets.db.queries import latest_load_id, load_history, snapshot
 from rakuten_assets.defs.ingestion import class_count_table, products
+from rakuten_assets.defs.launchpad_config import (
+    ParametersConfig,
+    config_from_parameters,
+    from_config_value,
+    parameter_fields,
+)
 from rakuten_assets.defs.partitions import ONE_PARTITION_PER_RUN, products_partitions
 from rakuten_assets.defs.resources import DatabaseResource, LazyMlflowRun, MlflowResource
 from rakuten_assets.ml.dataset import (
@@ -31,84 +37,46 @@ from rakuten_assets.ml.plots import class_counts_png, markdown_image
 from rakuten_assets.ml.registry import RegistryError, decide_promotion
 from rakuten_assets.ml.replay import DEFAULT_REPLAY_ROWS
 from rakuten_assets.ml.tracking import log_training_run
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import get_settings
+
+SplitConfig = config_from_parameters(
+    SplitParams,
+    name="SplitConfig",
+    module=__name__,
+    doc="How `balanced_dataset` splits and oversamples (fields: `SplitParams`).",
+)
 
 
-class SplitConfig(dg.Config):
-    """How `balanced_dataset` splits and oversamples."""
-
-    test_share: float = Field(default=0.15, gt=0, lt=1, description="Share of products in test.")
-    oversample_cap: int | None = Field(
-        default=None, ge=1, description="Rows per class after oversampling; empty: the largest."
-    )
-    seed: int = Field(default=42, description="Seed of the oversampling draws.")
-    min_test_rows_per_class: int = Field(
-        default=20, ge=0, description="Threshold of the blocking check on test rows per class."
-    )
-
-    def to_params(self) -> SplitParams:
-        return SplitParams(
-            test_share=self.test_share,
-            oversample_cap=self.oversample_cap,
-            seed=self.seed,
-            min_test_rows_per_class=self.min_test_rows_per_class,
-        )
-
-
-class TrainingConfig(dg.Config):
-    """Hyperparameters of `trained_model`: a named preset of `rakuten_assets.ml.model`
-    ("default": word and character n-grams, calibrated linear SVM; "seed": the seed project's
-    5,000-word TF-IDF and logistic regression), and any of its values to change (empty: the
-    preset's). The values and their checks live once, in `TrainingParams`."""
-
-    preset: str = Field(default="default", description="default or seed.")
-    max_features: int | None = Field(default=None, description="Word TF-IDF vocabulary.")
-    ngram_range: list[int] | None = Field(default=None, description="[min_n, max_n] of words.")
-    char_max_features: int | None = Field(
-        default=None, description="Character n-grams of the title; 0: none."
-    )
-    char_ngram_range: list[int] | None = Field(
-        default=None, description="[min_n, max_n] of the character n-grams."
-    )
-    sublinear_tf: bool | None = Field(default=None, description="1 + log(tf) instead of tf.")
-    min_df: int | None = Field(default=None, description="Documents a term needs to count.")
-    strip_accents: bool | None = Field(default=None, description="Fold accents in cleaning.")
-    description_words: int | None = Field(
-        default=None, description="Words of the description kept; 0: all."
-    )
-    C: float | None = Field(default=None, description="Inverse regularization strength.")
-    fit_intercept: bool | None = Field(default=None, description="Fit an intercept per class.")
-    max_iter: int | None = Field(default=None)
-    classifier: str | None = Field(default=None, description="logistic_regression or linear_svc.")
-    class_weight: str | None = Field(default=None, description="'balanced' or 'none'.")
-    seed: int | None = Field(default=None)
-
-    @model_validator(mode="after")
-    def _valid(self) -> "TrainingConfig":
-        self.to_params()  # the launchpad shows TrainingParams' own message
-        return self
+class _TrainingOverrides(ParametersConfig):
+    """A preset of `TrainingParams` with the values that are set changed."""
 
     def to_params(self) -> TrainingParams:
-        overrides: dict[str, object] = {
-            name: value for name in OVERRIDABLE if (value := getattr(self, name)) is not None
+        overrides = {
+            name: from_config_value(value)
+            for name, value in self.model_dump().items()
+            if name != "preset" and value is not None
         }
-        for pair in ("ngram_range", "char_ngram_range"):
-            if pair in overrides:
-                values = list(overrides[pair])  # type: ignore[call-overload]
-                if len(values) != 2:
-                    raise ValueError(f"{pair} is [min_n, max_n]")
-                overrides[pair] = (int(values[0]), int(values[1]))
         if "class_weight" in overrides:
             weight = str(overrides["class_weight"]).lower()
             if weight not in ("balanced", "none", ""):
                 raise ValueError("class_weight is 'balanced' or 'none'")
             overrides["class_weight"] = "balanced" if weight == "balanced" else None
-        return TrainingParams.from_preset(self.preset, **overrides)
+        return TrainingParams.from_preset(self.preset, **overrides)  # type: ignore[attr-defined]
 
 
-# Every TrainingParams field but `preset` can be changed from the launchpad.
-OVERRIDABLE: tuple[str, ...] = tuple(
-    name for name in TrainingParams.__dataclass_fields__ if name != "preset"
+_PRESET_FIELD = parameter_fields(TrainingParams)["preset"]
+TrainingConfig = config_from_parameters(
+    TrainingParams,
+    name="TrainingConfig",
+    module=__name__,
+    doc="Hyperparameters of `trained_model`: a named preset of `rakuten_assets.ml.model` "
+    '("default": word and character n-grams, calibrated linear SVM; "seed": the seed '
+    "project's 5,000-word TF-IDF and logistic regression), and any of its values to change "
+    "(empty: the preset's). The fields, their checks and defaults live once, in "
+    "`TrainingParams`.",
+    base=_TrainingOverrides,
+    optional=True,
+    extra={"preset": (str, Field(default=_PRESET_FIELD[1], description=_PRESET_FIELD[2]))},
 )
 
 
@@ -297,7 +265,7 @@ def trained_model(
 @dg.asset_check(asset=trained_model, blocking=True, partitions_def=products_partitions)
 def weighted_f1_above_floor(trained_model: TrainedModel) -> dg.AssetCheckResult:
     """The model reaches the weighted-F1 floor (RAKUTEN_MIN_WEIGHTED_F1) before registration."""
-    floor = Settings().min_weighted_f1
+    floor = get_settings().min_weighted_f1
     value = trained_model.metrics["weighted_f1"]
     return dg.AssetCheckResult(
         passed=value >= floor,
@@ -326,7 +294,7 @@ def registered_model_version(
 
     A model under the weighted-F1 floor is never registered, whatever ran before.
     """
-    floor = Settings().min_weighted_f1
+    floor = get_settings().min_weighted_f1
     value = trained_model.metrics["weighted_f1"]
     if value < floor:
         raise dg.Failure(
@@ -382,7 +350,7 @@ def registered_model_version(
         decision = decide_promotion(
             candidate_f1,
             champion_f1,
-            config.min_weighted_f1 or Settings().min_weighted_f1,
+            config.min_weighted_f1 or get_settings().min_weighted_f1,
             config.tolerance,
             champion_version,
             result,

@@ -26,16 +26,27 @@ _HASH_SPACE = float(2**64)
 
 @dataclass(frozen=True)
 class SplitParams:
-    test_share: float = 0.15
-    oversample_cap: int | None = None  # rows per class after oversampling; None: the largest
-    seed: int = 42
-    min_test_rows_per_class: int = 20  # the blocking check's threshold
+    """How `balanced_dataset` splits and oversamples (the launchpad's `SplitConfig` is built
+    from these fields)."""
+
+    test_share: float = field(default=0.15, metadata={"description": "Share of products in test."})
+    oversample_cap: int | None = field(
+        default=None,
+        metadata={"description": "Rows per class after oversampling; empty: the largest."},
+    )
+    seed: int = field(default=42, metadata={"description": "Seed of the oversampling draws."})
+    min_test_rows_per_class: int = field(
+        default=20,
+        metadata={"description": "Threshold of the blocking check on test rows per class."},
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_share < 1.0:
             raise ValueError(f"test_share must be in (0, 1), got {self.test_share}")
         if self.oversample_cap is not None and self.oversample_cap < 1:
             raise ValueError("oversample_cap must be >= 1")
+        if self.min_test_rows_per_class < 0:
+            raise ValueError("min_test_rows_per_class must be >= 0")
 
 
 @dataclass

@@ -52,30 +52,44 @@ INPUT_COLUMNS: tuple[str, ...] = ("designation", "description")
 class TrainingParams:
     """Hyperparameters of `build_pipeline`. The defaults are the "default" preset."""
 
-    preset: str = "default"
-    max_features: int = 150_000  # word TF-IDF vocabulary
-    ngram_range: tuple[int, int] = (1, 2)
-    char_max_features: int = 120_000  # character n-grams of the designation; 0: none
-    char_ngram_range: tuple[int, int] = (3, 5)
-    sublinear_tf: bool = True
-    min_df: int = 2
-    strip_accents: bool = True
-    description_words: int = 100  # words of the description kept; 0: all
-    C: float = 0.5
+    preset: str = field(default="default", metadata={"description": "default or seed."})
+    max_features: int = field(default=150_000, metadata={"description": "Word TF-IDF vocabulary."})
+    ngram_range: tuple[int, int] = field(
+        default=(1, 2), metadata={"description": "[min_n, max_n] of words."}
+    )
+    char_max_features: int = field(
+        default=120_000, metadata={"description": "Character n-grams of the title; 0: none."}
+    )
+    char_ngram_range: tuple[int, int] = field(
+        default=(3, 5), metadata={"description": "[min_n, max_n] of the character n-grams."}
+    )
+    sublinear_tf: bool = field(default=True, metadata={"description": "1 + log(tf) instead of tf."})
+    min_df: int = field(default=2, metadata={"description": "Documents a term needs to count."})
+    strip_accents: bool = field(default=True, metadata={"description": "Fold accents in cleaning."})
+    description_words: int = field(
+        default=100, metadata={"description": "Words of the description kept; 0: all."}
+    )
+    C: float = field(default=0.5, metadata={"description": "Inverse regularization strength."})
     # No intercept: an empty or unfamiliar text then pushes to no class (with one, the class
     # whose rows the features explain least, used books, took most of such input); the
     # calibration still learns each class's prior.
-    fit_intercept: bool = False
-    max_iter: int = 1000
-    classifier: Classifier = "linear_svc"
-    class_weight: Literal["balanced"] | None = None
-    seed: int = 42
+    fit_intercept: bool = field(
+        default=False, metadata={"description": "Fit an intercept per class."}
+    )
+    max_iter: int = field(default=1000, metadata={"description": "Iterations of the solver."})
+    classifier: Classifier = field(
+        default="linear_svc", metadata={"description": "logistic_regression or linear_svc."}
+    )
+    class_weight: Literal["balanced"] | None = field(
+        default=None, metadata={"description": "'balanced' or 'none'."}
+    )
+    seed: int = field(default=42, metadata={"description": "Seed of the solver and calibration."})
 
     def __post_init__(self) -> None:
         for name in ("ngram_range", "char_ngram_range"):
-            low, high = getattr(self, name)
-            if not 1 <= low <= high:
-                raise ValueError(f"{name} must be (min, max) with 1 <= min <= max, got {low, high}")
+            pair = tuple(getattr(self, name))
+            if len(pair) != 2 or not 1 <= pair[0] <= pair[1]:
+                raise ValueError(f"{name} must be (min, max) with 1 <= min <= max, got {pair}")
         if self.classifier not in CLASSIFIERS:
             raise ValueError(f"unknown classifier {self.classifier!r}")
         if self.preset not in PRESET_NAMES:

@@ -32,7 +32,7 @@ from rakuten_assets.db.schema import model_promotions
 from rakuten_assets.ml.model import listings
 from rakuten_assets.ml.model_loader import load_model
 from rakuten_assets.ml.replay import DEFAULT_REPLAY_ROWS, ReplayResult, replay, skipped
-from rakuten_assets.settings import Settings
+from rakuten_assets.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +378,7 @@ class ModelRegistry:
         RAKUTEN_MIN_WEIGHTED_F1) or unknown is refused unless `allow_below_floor`; the override
         is then written into the recorded reason.
         """
-        floor = Settings().min_weighted_f1 if min_weighted_f1 is None else min_weighted_f1
+        floor = get_settings().min_weighted_f1 if min_weighted_f1 is None else min_weighted_f1
         found = self.version(version)  # fails clearly when it does not exist
         value, problem = self._under_floor(found.run_id, floor)
         if problem:

@@ -22,7 +22,11 @@ from rakuten_assets.ml.dataset import BalancedDataset
 from rakuten_assets.ml.model import TrainingResult, listings, model_card
 from rakuten_assets.ml.model_loader import UntrustedModelError, untrusted_types
 from rakuten_assets.ml.plots import confusion_matrix_png
-from rakuten_assets.monitoring.drift import ReferenceProfile, model_vocabulary, reference_profile
+from rakuten_assets.monitoring.drift_statistics import (
+    ReferenceProfile,
+    model_vocabulary,
+    reference_profile,
+)
 
 log = logging.getLogger(__name__)
 

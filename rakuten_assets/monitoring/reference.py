@@ -20,7 +20,7 @@ from rakuten_assets.ml.model_loader import load_model
 from rakuten_assets.ml.registry import PRODUCTION
 from rakuten_assets.ml.reproduce import rebuild_dataset
 from rakuten_assets.ml.tracking import MODEL_ARTIFACT, REFERENCE_ARTIFACT, training_reference
-from rakuten_assets.monitoring.drift import ReferenceProfile
+from rakuten_assets.monitoring.drift_statistics import ReferenceProfile
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from rakuten_assets.http_json import http
 from rakuten_assets.monitoring.traffic import Request
+from rakuten_assets.stack.http_json import http
 
 
 @dataclass
