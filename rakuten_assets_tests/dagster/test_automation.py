@@ -39,16 +39,16 @@ from rakuten_assets.db.queries import (
     snapshot,
 )
 from rakuten_assets.defs import automation, ingestion, training
-from rakuten_assets.defs.monitoring import DRIFT_CHECK, drift_metrics
+from rakuten_assets.defs.monitoring import DRIFT_CHECK
 from rakuten_assets.defs.partitions import products_partitions
-from rakuten_assets.defs.resources import DatabaseResource, MlflowResource, PushgatewayResource
+from rakuten_assets.defs.resources import DatabaseResource
 from rakuten_assets.ml.dataset import SplitParams, build_balanced_dataset
 from rakuten_assets.ml.inference import compile_pipeline
 from rakuten_assets.ml.model import TrainingParams, TrainingResult, train
 from rakuten_assets.ml.tracking import REFERENCE_ARTIFACT, ensure_experiment, log_training_run
 from rakuten_assets.monitoring.reference import load_reference
 from rakuten_assets.monitoring.traffic import shifted_requests
-from rakuten_assets_tests.support.dagster_runs import drift_metadata
+from rakuten_assets_tests.support.dagster_runs import drift_metadata, materialize_drift
 from rakuten_assets_tests.support.listings import HASHES, load_partitions
 from rakuten_assets_tests.support.listings import listings as small_listings
 from serving.inference_log import InferenceLogWriter, LoggedPrediction
@@ -78,23 +78,6 @@ def log_traffic(
         ]
     )
     writer.close(timeout=60)
-
-
-def materialize_drift(
-    instance: dg.DagsterInstance, production: dict[str, str], pushgateway: str, last_n: int
-) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [drift_metrics],
-        instance=instance,
-        resources={
-            "database": DatabaseResource(url=production["database_url"]),
-            "mlflow_registry": MlflowResource(
-                tracking_uri=production["tracking_uri"], model_name=production["model_name"]
-            ),
-            "pushgateway": PushgatewayResource(url=pushgateway),
-        },
-        run_config={"ops": {"drift_metrics": {"config": {"last_n": last_n}}}},
-    )
 
 
 def check_passed(result: dg.ExecuteInProcessResult) -> bool:

@@ -16,9 +16,7 @@ from rakuten_assets.db.feedback import (
     record_feedback,
 )
 from rakuten_assets.db.queries import drift_reports_frame
-from rakuten_assets.defs.monitoring import drift_metrics
-from rakuten_assets.defs.resources import DatabaseResource, MlflowResource, PushgatewayResource
-from rakuten_assets_tests.support.dagster_runs import drift_metadata
+from rakuten_assets_tests.support.dagster_runs import drift_metadata, materialize_drift
 from rakuten_assets_tests.support.predictions import log_predictions, other
 
 
@@ -39,18 +37,7 @@ def test_drift_metrics_reports_live_accuracy(
     record_feedback(engine, corrections + [Correction(pid, 40) for pid in old])
 
     with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [drift_metrics],
-            instance=instance,
-            resources={
-                "database": DatabaseResource(url=production["database_url"]),
-                "mlflow_registry": MlflowResource(
-                    tracking_uri=production["tracking_uri"], model_name=production["model_name"]
-                ),
-                "pushgateway": PushgatewayResource(url=pushgateway),
-            },
-            run_config={"ops": {"drift_metrics": {"config": {"last_n": 300}}}},
-        )
+        result = materialize_drift(instance, production, pushgateway, last_n=300)
     assert result.success
     metadata = drift_metadata(result)
     assert metadata["feedback_corrected"] == 40
