@@ -122,7 +122,7 @@ def load_initial_partition(reload: bool = False) -> None:
     """Migrate the schema, then load partition 040 through Dagster unless it is loaded
     (`init-db`, `demo`)."""
     from rakuten_assets.db.engine import migrate
-    from rakuten_assets.db.loader import loaded_partitions
+    from rakuten_assets.db.queries import loaded_partitions
 
     settings = get_settings()
     engine = database_engine()
@@ -152,7 +152,7 @@ def load_data(
 ) -> None:
     """Load the next +3% increment (or --partition) through Dagster."""
     from rakuten_assets.data.partitions import next_partition, percentage_of
-    from rakuten_assets.db.loader import loaded_partitions
+    from rakuten_assets.db.queries import loaded_partitions
 
     settings = get_settings()
     with database_engine().connect() as connection:

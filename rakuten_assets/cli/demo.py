@@ -52,12 +52,13 @@ def demo(
     console.rule("2/5 database and partition 040")
     load_initial_partition(reload=False)
     console.rule("3/5 a production model")
-    production = model_registry().production()
+    registry = model_registry()
+    production = registry.production()
     if production is not None:
         console.print(f"{settings.model_name} v{production.version} is production already")
     else:
         train_and_register(promote=True)
-        if model_registry().production() is None:
+        if registry.production() is None:
             raise fail("the trained model was not promoted (see `rakuten models`)")
     console.rule("4/5 services")
     stack = local_stack(dagster_port, mlflow_port, serving_port, workers)

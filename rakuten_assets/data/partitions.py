@@ -83,6 +83,11 @@ def next_partition(loaded: set[str] | frozenset[str]) -> str | None:
     return next((key for key in PARTITION_KEYS if key not in loaded), None)
 
 
+def latest_partition(loaded: set[str] | frozenset[str]) -> str | None:
+    """The highest loaded partition, or None before the first load."""
+    return next((key for key in reversed(PARTITION_KEYS) if key in loaded), None)
+
+
 @dataclass(frozen=True)
 class PartitionDelta:
     """The rows one partition adds, as read from the challenge files."""

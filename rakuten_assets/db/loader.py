@@ -56,7 +56,7 @@ from rakuten_assets.data.partitions import batch_name, percentage_of, predecesso
 from rakuten_assets.data.quality import RuleOutcome, partition_breaches
 from rakuten_assets.db.engine import exclusive_transaction
 from rakuten_assets.db.partition_diff import PartitionDiff, diff_partition
-from rakuten_assets.db.queries import reverted_load_ids
+from rakuten_assets.db.queries import loaded_partitions, reverted_load_ids
 from rakuten_assets.db.schema import VALUE_COLUMNS, data_loads, products, products_history
 
 CHUNK = 5_000
@@ -109,13 +109,6 @@ class LoadResult:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def loaded_partitions(connection: Connection) -> set[str]:
-    rows = connection.execute(
-        select(data_loads.c.partition_key).where(data_loads.c.status == "completed").distinct()
-    )
-    return {row.partition_key for row in rows}
 
 
 def _chunks(values: Sequence[int], size: int = CHUNK) -> Iterable[list[int]]:

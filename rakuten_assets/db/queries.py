@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Select, and_, func, insert, select
 
 from rakuten_assets.data.challenge_files import LABELLED_COLUMNS
-from rakuten_assets.data.partitions import PARTITION_KEYS, next_partition
+from rakuten_assets.data.partitions import PARTITION_KEYS, latest_partition, next_partition
 from rakuten_assets.db.evaluations import model_evaluations_frame
 from rakuten_assets.db.schema import (
     categories,
@@ -291,11 +291,19 @@ def _completed_partitions(history: pd.DataFrame) -> set[str]:
     return set(history.loc[history["status"] == "completed", "partition_key"])
 
 
+def loaded_partitions(connection: Connection) -> set[str]:
+    """Partitions with a completed load (a reverted load leaves its partition unloaded)."""
+    rows = connection.execute(
+        select(data_loads.c.partition_key).where(data_loads.c.status == "completed").distinct()
+    )
+    return {row.partition_key for row in rows}
+
+
 def latest_loaded_partition(engine: Engine) -> str | None:
     """The highest loaded partition (None before the first load): what a dataset or a
     training is built from when no partition is named."""
-    loaded = _completed_partitions(load_history(engine))
-    return next((key for key in reversed(PARTITION_KEYS) if key in loaded), None)
+    with engine.connect() as connection:
+        return latest_partition(loaded_partitions(connection))
 
 
 def status_report(engine: Engine) -> dict[str, Any]:

@@ -32,13 +32,18 @@ neither misses an event nor handles one twice; run keys make requests idempotent
 
 import json
 import time
+from collections.abc import Callable
 
 import dagster as dg
 from sqlalchemy import Engine
 
-from rakuten_assets.data.partitions import PARTITION_KEYS, next_partition
-from rakuten_assets.db.loader import loaded_partitions
-from rakuten_assets.db.queries import latest_load_id, load_status
+from rakuten_assets.data.partitions import next_partition
+from rakuten_assets.db.queries import (
+    latest_load_id,
+    latest_loaded_partition,
+    load_status,
+    loaded_partitions,
+)
 from rakuten_assets.defs.ingestion import ingest_job
 from rakuten_assets.defs.monitoring import drift_job
 from rakuten_assets.defs.quality import EVALUATION as EVALUATION_NAME
@@ -291,18 +296,24 @@ def _last_automatic_retraining(instance: dg.DagsterInstance) -> float:
     return records[0].create_timestamp.timestamp() if records else 0.0
 
 
-def _retrain_latest(
+def _retrain_on_breach(
     context: dg.SensorEvaluationContext,
     database: DatabaseResource,
-    cursor: dict,
-    after: int,
-    breaches: list[dg.EventLogRecord],
+    key: dg.AssetKey,
+    is_breach: Callable[[dg.EventLogRecord], bool],
     trigger: str,
     what: str,
 ) -> dg.SensorResult:
-    """Retrain the latest loaded partition on the last of `breaches` (materializations of the
-    watched asset, up to storage id `after`), at most once per cooldown
-    (RAKUTEN_DRIFT_RETRAIN_COOLDOWN_HOURS) across the retraining triggers."""
+    """Retrain the latest loaded partition on the last new materialization of `key` that
+    `is_breach`, at most once per cooldown (RAKUTEN_DRIFT_RETRAIN_COOLDOWN_HOURS) across the
+    retraining triggers. The cursor moves past every materialization read."""
+    cursor = _cursor(context)
+    after = int(cursor.get("after", 0))
+    breaches = []
+    for record in _new_materializations(context, key, after):
+        after = max(after, record.storage_id)
+        if is_breach(record):
+            breaches.append(record)
     state = {**cursor, "after": after}
     if not breaches:
         return dg.SensorResult(cursor=json.dumps(state), skip_reason=f"no {what} reported")
@@ -317,8 +328,7 @@ def _retrain_latest(
             cursor=json.dumps(state),
             skip_reason=f"{what} reported, but the cooldown holds for {wait:.0f} more minutes",
         )
-    loaded = _loaded_partitions(database.engine())
-    latest = max((key for key in PARTITION_KEYS if key in loaded), default=None)
+    latest = latest_loaded_partition(database.engine())
     if latest is None:
         return dg.SensorResult(cursor=json.dumps(state), skip_reason="no partition loaded")
     event = breaches[-1]
@@ -355,16 +365,12 @@ def _new_materializations(
 def retrain_on_drift(
     context: dg.SensorEvaluationContext, database: DatabaseResource
 ) -> dg.SensorResult:
-    cursor = _cursor(context)
-    after = int(cursor.get("after", 0))
-    drifted = []
-    for record in _new_materializations(context, DRIFT, after):
-        after = max(after, record.storage_id)
+    def drifted(record: dg.EventLogRecord) -> bool:
         materialization = record.asset_materialization
         verdict = materialization.metadata.get("verdict") if materialization else None
-        if verdict is not None and getattr(verdict, "value", verdict) == "drift":
-            drifted.append(record)
-    return _retrain_latest(context, database, cursor, after, drifted, "drift", "drift")
+        return verdict is not None and getattr(verdict, "value", verdict) == "drift"
+
+    return _retrain_on_breach(context, database, DRIFT, drifted, "drift", "drift")
 
 
 def _quality_breach(instance: dg.DagsterInstance, record: dg.EventLogRecord) -> str | None:
@@ -396,24 +402,21 @@ def _quality_breach(instance: dg.DagsterInstance, record: dg.EventLogRecord) -> 
 def retrain_on_quality_drop(
     context: dg.SensorEvaluationContext, database: DatabaseResource
 ) -> dg.SensorResult:
-    cursor = _cursor(context)
-    after = int(cursor.get("after", 0))
-    breaches = []
-    for record in _new_materializations(context, EVALUATION, after):
-        after = max(after, record.storage_id)
+    def dropped(record: dg.EventLogRecord) -> bool:
         breach = _quality_breach(context.instance, record)
         if breach is None:
-            continue
+            return False
         run = context.instance.get_run_by_id(record.run_id) if record.run_id else None
         if run is not None and run.tags.get(AUTOMATION_TAG) == NEW_PARTITION:
             context.log.info(
                 f"quality drop on partition {record.partition_key} ({breach}): the training "
                 "train_on_new_partition launches after this evaluation is the retraining"
             )
-            continue
+            return False
         context.log.info(f"quality drop on partition {record.partition_key}: {breach}")
-        breaches.append(record)
-    return _retrain_latest(context, database, cursor, after, breaches, "quality", "quality drop")
+        return True
+
+    return _retrain_on_breach(context, database, EVALUATION, dropped, "quality", "quality drop")
 
 
 drift_metrics_hourly = dg.ScheduleDefinition(

@@ -48,7 +48,11 @@ from rakuten_assets.ml.model import TrainingParams, TrainingResult, train
 from rakuten_assets.ml.tracking import REFERENCE_ARTIFACT, ensure_experiment, log_training_run
 from rakuten_assets.monitoring.reference import load_reference
 from rakuten_assets.monitoring.traffic import shifted_requests
-from rakuten_assets_tests.support.dagster_runs import drift_metadata, materialize_drift
+from rakuten_assets_tests.support.dagster_runs import (
+    materialization_metadata,
+    materialize_drift,
+    step_failures,
+)
 from rakuten_assets_tests.support.listings import HASHES, load_partitions
 from rakuten_assets_tests.support.listings import listings as small_listings
 from serving.inference_log import InferenceLogWriter, LoggedPrediction
@@ -104,7 +108,7 @@ def test_drift_metrics_end_to_end_and_the_retrain_sensor(
 
         log_traffic(engine, trained, shifted_requests(listings, 600, "none", seed=1))
         calm = materialize_drift(instance, production, pushgateway, last_n=600)
-        metadata = drift_metadata(calm)
+        metadata = materialization_metadata(calm)
         assert metadata["verdict"] == "no_drift", metadata["reasons"]
         assert check_passed(calm)
         assert metadata["window_predictions"] == 600
@@ -115,7 +119,7 @@ def test_drift_metrics_end_to_end_and_the_retrain_sensor(
 
         log_traffic(engine, trained, shifted_requests(listings, 600, "category", seed=2))
         drifted = materialize_drift(instance, production, pushgateway, last_n=600)
-        metadata = drift_metadata(drifted)
+        metadata = materialization_metadata(drifted)
         assert metadata["verdict"] == "drift"
         assert "class" in str(metadata["reasons"]).lower()
         assert not check_passed(drifted)  # the check fails (as a warning) ...
@@ -340,14 +344,6 @@ def with_empty_designation(frame: pd.DataFrame, key: str) -> tuple[pd.DataFrame,
 def loaded(engine: Engine) -> set[str]:
     with engine.connect() as connection:
         return loaded_partitions(connection)
-
-
-def step_failures(result: dg.ExecuteInProcessResult) -> str:
-    return "\n".join(
-        event.event_specific_data.error.message  # type: ignore[union-attr]
-        for event in result.all_events
-        if event.event_type_value == "STEP_FAILURE"
-    )
 
 
 def test_a_partition_the_loader_refuses_writes_nothing_and_is_not_trained(

@@ -17,6 +17,7 @@ from rakuten_assets.db.schema import products
 from rakuten_assets.definitions import defs
 from rakuten_assets.defs import ingestion
 from rakuten_assets.defs.resources import ChallengeFilesResource, DatabaseResource
+from rakuten_assets_tests.support.dagster_runs import step_failures
 
 INGESTION = [
     ingestion.raw_products,
@@ -33,6 +34,18 @@ def resources(database_url: str, data_dir: Path) -> dict[str, object]:
         "database": DatabaseResource(url=database_url),
         "challenge_files": ChallengeFilesResource(data_dir=str(data_dir)),
     }
+
+
+def ingest_040(database_url: str, data_dir: Path) -> dg.ExecuteInProcessResult:
+    """Partition 040 through the ingestion assets and checks; failures are in the result."""
+    with dg.instance_for_test() as instance:
+        return dg.materialize(
+            INGESTION,
+            partition_key="040",
+            instance=instance,
+            resources=resources(database_url, data_dir),
+            raise_on_error=False,
+        )
 
 
 def test_code_location_loads_with_the_fixed_names() -> None:
@@ -135,17 +148,9 @@ def test_an_empty_designation_stops_the_load_before_anything_is_written(
     lines[victim + 1] = f"{fields[0]},,{fields[2]}"
     x_path.write_text("\n".join(lines), encoding="utf-8")
 
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            INGESTION,
-            partition_key="040",
-            instance=instance,
-            resources=resources(database_url, data_dir),
-            raise_on_error=False,
-        )
+    result = ingest_040(database_url, data_dir)
     assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    message = failure.event_specific_data.error.message  # type: ignore[union-attr]
+    message = step_failures(result)
     assert f"{X_TRAIN_FILE}, line {victim + 2}, column 'designation'" in message
     engine = connect(database_url)
     assert load_history(engine).empty  # nothing written
@@ -158,17 +163,9 @@ def test_invalid_files_fail_raw_products_with_the_reader_message(
 ) -> None:
     y_path = challenge_fixture_dir / "Y_train_CVw08PX.csv"
     y_path.write_text(y_path.read_text().replace("0,10", "0,11"))
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            INGESTION,
-            partition_key="040",
-            instance=instance,
-            resources=resources(database_url, challenge_fixture_dir),
-            raise_on_error=False,
-        )
+    result = ingest_040(database_url, challenge_fixture_dir)
     assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    message = failure.event_specific_data.error.message  # type: ignore[union-attr]
+    message = step_failures(result)
     assert "Y_train_CVw08PX.csv, line 2, column 'prdtypecode'" in message
     engine = connect(database_url)
     assert load_history(engine).empty  # nothing written

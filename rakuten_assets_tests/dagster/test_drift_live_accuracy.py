@@ -16,7 +16,7 @@ from rakuten_assets.db.feedback import (
     record_feedback,
 )
 from rakuten_assets.db.queries import drift_reports_frame
-from rakuten_assets_tests.support.dagster_runs import drift_metadata, materialize_drift
+from rakuten_assets_tests.support.dagster_runs import materialization_metadata, materialize_drift
 from rakuten_assets_tests.support.predictions import log_predictions, other
 
 
@@ -39,7 +39,7 @@ def test_drift_metrics_reports_live_accuracy(
     with dg.instance_for_test() as instance:
         result = materialize_drift(instance, production, pushgateway, last_n=300)
     assert result.success
-    metadata = drift_metadata(result)
+    metadata = materialization_metadata(result)
     assert metadata["feedback_corrected"] == 40
     assert metadata["feedback_accuracy"] == pytest.approx(0.75)
     report = drift_reports_frame(engine, last_n=1)["report"].iloc[0]

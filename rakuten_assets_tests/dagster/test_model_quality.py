@@ -39,9 +39,6 @@ from rakuten_assets.defs import automation, training
 from rakuten_assets.defs.quality import EVALUATION, QUALITY_CHECK, production_model_evaluation
 from rakuten_assets.defs.resources import (
     DatabaseResource,
-    MlflowResource,
-    PushgatewayResource,
-    mlflow_tracking,
 )
 from rakuten_assets.ml.dataset import SplitParams, build_balanced_dataset
 from rakuten_assets.ml.model import TrainingParams, train
@@ -51,6 +48,7 @@ from rakuten_assets.monitoring.quality import (
     QUALITY_LAST_RUN,
 )
 from rakuten_assets_tests.support import ROOT
+from rakuten_assets_tests.support.dagster_runs import materialization_metadata, project_resources
 
 REPO = ROOT
 
@@ -97,28 +95,6 @@ def promote_model_of(
     return str(registered.version), result.evaluation.weighted_f1
 
 
-def resources(
-    database_url: str, store: dict[str, str], model_name: str, gateway: str | None = None
-) -> dict[str, object]:
-    return {
-        "database": DatabaseResource(url=database_url),
-        "mlflow_registry": MlflowResource(
-            tracking_uri=store["tracking_uri"],
-            experiment_name=model_name,
-            model_name=model_name,
-            artifact_root=store["artifact_root"],
-        ),
-        "mlflow_tracking": mlflow_tracking.configured(
-            {
-                "experiment_name": model_name,
-                "mlflow_tracking_uri": store["tracking_uri"],
-                "artifact_root": store["artifact_root"],
-            }
-        ),
-        "pushgateway": PushgatewayResource(url=gateway),
-    }
-
-
 def evaluate(
     instance: dg.DagsterInstance,
     key: str,
@@ -135,12 +111,6 @@ def evaluate(
         run_config={"ops": {EVALUATION: {"config": config}}},
         tags=tags,
     )
-
-
-def metadata_of(result: dg.ExecuteInProcessResult) -> dict[str, object]:
-    (event,) = result.get_asset_materialization_events()
-    materialization = event.step_materialization_data.materialization
-    return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
 
 
 @pytest.fixture
@@ -164,12 +134,12 @@ def test_a_partition_is_graded_by_the_model_in_production_before_its_training(
 ) -> None:
     for key in ("040", "043"):
         load(engine, listings, key)
-    stack = resources(database_url, mlflow_store, model_name, pushgateway)
+    stack = project_resources(database_url, mlflow_store, model_name, gateway=pushgateway)
     with dg.instance_for_test() as instance:
         # 040: no model can be in production before the first partition; said, not failed.
         first = evaluate(instance, "040", stack)
         assert first.success
-        metadata = metadata_of(first)
+        metadata = materialization_metadata(first)
         assert metadata["status"] == "skipped"
         assert "no version of" in str(metadata["reason"]) and "040" in str(metadata["reason"])
         assert not first.get_asset_check_evaluations()  # nothing graded: the check is skipped
@@ -178,7 +148,7 @@ def test_a_partition_is_graded_by_the_model_in_production_before_its_training(
         # The model of 040 is in production when 043 arrives: it grades 043's new rows.
         v1, test_f1 = promote_model_of(engine, "040", mlflow_store, model_name)
         graded = evaluate(instance, "043", stack, margin=1.0)
-        metadata = metadata_of(graded)
+        metadata = materialization_metadata(graded)
         rows = current_products(engine, "043")
         assert metadata["status"] == "evaluated"
         assert (metadata["model_version"], metadata["model_trained_on"]) == (v1, "040")
@@ -223,7 +193,7 @@ def test_a_partition_is_graded_by_the_model_in_production_before_its_training(
         v2, _ = promote_model_of(engine, "043", mlflow_store, model_name)
         refused = evaluate(instance, "043", stack)
         assert refused.success
-        metadata = metadata_of(refused)
+        metadata = materialization_metadata(refused)
         assert metadata["status"] == "skipped" and metadata["model_version"] == v2
         assert "trained on partition 043" in str(metadata["reason"])
         assert not refused.get_asset_check_evaluations()
@@ -245,7 +215,7 @@ def test_the_check_warns_under_the_margin_and_the_breach_triggers_a_retraining(
     load(engine, listings, "040")
     load(engine, listings, "043", scramble=True)  # labels the model of 040 cannot match
     promote_model_of(engine, "040", mlflow_store, model_name)
-    stack = resources(database_url, mlflow_store, model_name)
+    stack = project_resources(database_url, mlflow_store, model_name)
     database = {"database": DatabaseResource(url=database_url)}
 
     def quality_sensor(cursor: str | None = None) -> dg.SensorResult:
@@ -259,7 +229,7 @@ def test_the_check_warns_under_the_margin_and_the_breach_triggers_a_retraining(
         (check,) = dropped.get_asset_check_evaluations()
         assert check.check_name == QUALITY_CHECK and not check.passed
         assert check.severity == dg.AssetCheckSeverity.WARN
-        metadata = metadata_of(dropped)
+        metadata = materialization_metadata(dropped)
         assert metadata["f1_within_margin"] is False
         assert metadata["f1_margin"] == pytest.approx(0.03)
         assert metadata["f1_drop_vs_test"] > 0.03
@@ -324,7 +294,7 @@ def test_the_sensor_evaluates_a_new_partition_before_training_it(
     load(engine, listings, "040")
     v1, _ = promote_model_of(engine, "040", mlflow_store, model_name)
     load(engine, listings, "043")
-    stack = resources(database_url, mlflow_store, model_name)
+    stack = project_resources(database_url, mlflow_store, model_name)
     database = {"database": DatabaseResource(url=database_url)}
     with dg.instance_for_test() as instance:
 

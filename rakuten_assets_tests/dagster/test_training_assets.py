@@ -21,15 +21,14 @@ from sqlalchemy import select
 from rakuten_assets.db.engine import connect
 from rakuten_assets.db.schema import inference_log, model_promotions, prediction_feedback
 from rakuten_assets.defs import ingestion, training
-from rakuten_assets.defs.resources import (
-    ChallengeFilesResource,
-    DatabaseResource,
-    MlflowResource,
-    mlflow_tracking,
-)
 from rakuten_assets.ml.model import TrainingParams
 from rakuten_assets.ml.registry import ModelRegistry
 from rakuten_assets_tests.support import ROOT
+from rakuten_assets_tests.support.dagster_runs import (
+    metadata_values,
+    project_resources,
+    step_failures,
+)
 
 REPO = ROOT
 ASSETS = [
@@ -56,27 +55,10 @@ SMALL_DATA = {"ops": {"balanced_dataset": {"config": {"min_test_rows_per_class":
 @pytest.fixture
 def stack(database_url: str, synth_dir: Path, mlflow_store: dict[str, str]) -> dict[str, object]:
     model_name = f"clf-{uuid.uuid4().hex[:8]}"
-    experiment = f"exp-{model_name}"
-    return {
-        "model_name": model_name,
-        "resources": {
-            "database": DatabaseResource(url=database_url),
-            "challenge_files": ChallengeFilesResource(data_dir=str(synth_dir)),
-            "mlflow_registry": MlflowResource(
-                tracking_uri=mlflow_store["tracking_uri"],
-                experiment_name=experiment,
-                model_name=model_name,
-                artifact_root=mlflow_store["artifact_root"],
-            ),
-            "mlflow_tracking": mlflow_tracking.configured(
-                {
-                    "experiment_name": experiment,
-                    "mlflow_tracking_uri": mlflow_store["tracking_uri"],
-                    "artifact_root": mlflow_store["artifact_root"],
-                }
-            ),
-        },
-    }
+    resources = project_resources(
+        database_url, mlflow_store, model_name, experiment=f"exp-{model_name}", data_dir=synth_dir
+    )
+    return {"model_name": model_name, "resources": resources}
 
 
 def _metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict[str, object]:
@@ -86,7 +68,7 @@ def _metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict[
     assert records, f"{asset} [{partition}] was not materialized"
     materialization = records[0].asset_materialization
     assert materialization is not None
-    return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+    return metadata_values(materialization)
 
 
 @pytest.mark.slow
@@ -270,14 +252,6 @@ def test_backfill_of_three_partitions_through_the_daemon(
     engine.dispose()
 
 
-def _step_failures(result: dg.ExecuteInProcessResult) -> str:
-    return "\n".join(
-        event.event_specific_data.error.message  # type: ignore[union-attr]
-        for event in result.all_events
-        if event.event_type_value == "STEP_FAILURE"
-    )
-
-
 @pytest.mark.slow
 def test_the_challenger_is_replayed_on_logged_production_requests(
     stack: dict[str, object],
@@ -406,7 +380,7 @@ def test_a_model_under_the_floor_is_never_registered(
             raise_on_error=False,
         )
         assert not alone.success
-        message = _step_failures(alone)
+        message = step_failures(alone)
         assert "under the floor 0.99" in message and "nothing was registered" in message
         assert instance.get_latest_materialization_event(registered) is None
 

@@ -29,9 +29,7 @@ from rakuten_assets.db.queries import (
     snapshot,
 )
 from rakuten_assets.db.schema import data_loads, products, products_history
-from rakuten_assets_tests.support.listings import HASHES, delta, listings
-
-N = 400
+from rakuten_assets_tests.support.listings import HASHES, N, delta, listings
 
 
 def count(engine: Engine, table, *where) -> int:  # type: ignore[no-untyped-def]
